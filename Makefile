@@ -1,0 +1,48 @@
+# Consulate — build, test and demo. See README.md.
+SHELL := /bin/bash
+GO ?= go
+CONSUL_VERSION := 1.14.11
+CACHE_DIR := $(CURDIR)/.cache
+CONSUL_BIN ?= $(CACHE_DIR)/consul-$(CONSUL_VERSION)
+export CONSUL_BIN
+GOTEST_FLAGS ?= -race -count=1 -timeout 30m
+
+.PHONY: all build test unit consul demo bench fmt vet clean
+
+all: build
+
+build:
+	$(GO) build -o bin/control-plane ./control-plane
+	$(GO) build -o bin/sidecar ./sidecar
+
+# Builds the Consul agent from the Go module proxy in its own nested module
+# (deploy/consul) and caches it; a second run takes seconds.
+consul: $(CONSUL_BIN)
+
+$(CONSUL_BIN): deploy/consul/go.mod deploy/consul/go.sum
+	@mkdir -p $(CACHE_DIR)
+	@echo "building Consul v$(CONSUL_VERSION) into $(CONSUL_BIN) (first time: several minutes)"
+	cd deploy/consul && $(GO) build -trimpath -o $(CONSUL_BIN).tmp github.com/hashicorp/consul
+	mv $(CONSUL_BIN).tmp $(CONSUL_BIN)
+	@$(CONSUL_BIN) version | head -1
+
+vet:
+	$(GO) vet ./...
+
+test: consul vet
+	$(GO) test $(GOTEST_FLAGS) ./...
+
+unit:
+	$(GO) test -race -count=1 -short ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+demo: build consul
+	@if [ -x deploy/demo/run.sh ]; then deploy/demo/run.sh; else echo "make demo: not yet (see README: the demo lands with issue 7)"; fi
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf bin
