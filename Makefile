@@ -2,7 +2,9 @@
 SHELL := /bin/bash
 GO ?= go
 CONSUL_VERSION := 1.14.11
-CACHE_DIR := $(CURDIR)/.cache
+# The Consul binary is cached per user, outside the clone, so a fresh clone
+# (CI) reuses it: the first build takes minutes, the next seconds.
+CACHE_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/consulate
 CONSUL_BIN ?= $(CACHE_DIR)/consul-$(CONSUL_VERSION)
 export CONSUL_BIN
 GOTEST_FLAGS ?= -race -count=1 -timeout 30m
@@ -17,14 +19,16 @@ build:
 
 # Builds the Consul agent from the Go module proxy in its own nested module
 # (deploy/consul) and caches it; a second run takes seconds.
-consul: $(CONSUL_BIN)
-
-$(CONSUL_BIN): deploy/consul/go.mod deploy/consul/go.sum
-	@mkdir -p $(CACHE_DIR)
-	@echo "building Consul v$(CONSUL_VERSION) into $(CONSUL_BIN) (first time: several minutes)"
-	cd deploy/consul && $(GO) build -trimpath -o $(CONSUL_BIN).tmp github.com/hashicorp/consul
-	mv $(CONSUL_BIN).tmp $(CONSUL_BIN)
-	@$(CONSUL_BIN) version | head -1
+consul:
+	@if [ -x "$(CONSUL_BIN)" ]; then \
+		echo "consul: using cached $(CONSUL_BIN)"; \
+	else \
+		mkdir -p "$(dir $(CONSUL_BIN))" && \
+		echo "consul: building v$(CONSUL_VERSION) into $(CONSUL_BIN) (first time: about 5 minutes on 2 cores)" && \
+		(cd deploy/consul && $(GO) build -trimpath -o "$(CONSUL_BIN).tmp" github.com/hashicorp/consul) && \
+		mv "$(CONSUL_BIN).tmp" "$(CONSUL_BIN)"; \
+	fi
+	@"$(CONSUL_BIN)" version | head -1
 
 vet:
 	$(GO) vet ./...

@@ -7,8 +7,9 @@
 // needs Consul and cannot find the binary fails, it never skips.
 //
 // The binary is found, in order, at $CONSUL_BIN, at the path `make consul`
-// caches (<repo>/.cache/consul-1.14.11), or as `consul` on PATH when that one
-// reports version 1.14 or newer.
+// caches (<user cache dir>/consulate/consul-1.14.11, i.e. ~/.cache/consulate
+// unless XDG_CACHE_HOME says otherwise), at <repo>/.cache/consul-1.14.11, or
+// as `consul` on PATH when that one reports version 1.14 or newer.
 package consultest
 
 import (
@@ -41,6 +42,12 @@ func Binary() (string, error) {
 		}
 		return p, nil
 	}
+	if dir, err := os.UserCacheDir(); err == nil {
+		p := filepath.Join(dir, "consulate", "consul-"+Version)
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
 	if root, err := repoRoot(); err == nil {
 		p := filepath.Join(root, ".cache", "consul-"+Version)
 		if _, err := os.Stat(p); err == nil {
@@ -53,7 +60,7 @@ func Binary() (string, error) {
 			return p, nil
 		}
 	}
-	return "", errors.New("no Consul agent found: run `make consul` (builds .cache/consul-" + Version + ") or set CONSUL_BIN")
+	return "", errors.New("no Consul agent found: run `make consul` (builds ~/.cache/consulate/consul-" + Version + ") or set CONSUL_BIN")
 }
 
 var versionRE = regexp.MustCompile(`Consul v(\d+)\.(\d+)`)
