@@ -1,0 +1,244 @@
+package server
+
+import (
+	"context"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"go.uber.org/zap"
+
+	"github.com/seed-a778acb4/consulate/control-plane/metrics"
+	"github.com/seed-a778acb4/consulate/discovery/mesh"
+)
+
+// Source publishes mesh model snapshots; discovery.Watcher is one.
+type Source interface {
+	// Current is the newest snapshot, nil before the first.
+	Current() *mesh.Snapshot
+	// Subscribe returns a channel signalled (capacity 1, never blocking the
+	// publisher) after each new snapshot, and a func that ends the
+	// subscription.
+	Subscribe() (<-chan struct{}, func())
+}
+
+// Translator turns the model into go-control-plane snapshots. It must
+// validate what it returns (every resource, and consistency including RDS
+// names inside API listeners) and derive each type's version from content.
+type Translator interface {
+	// Sidecar is the configuration of the connect-proxy with that service ID.
+	Sidecar(snap *mesh.Snapshot, proxyID string) (*cache.Snapshot, error)
+	// Proxyless is the configuration every proxyless gRPC client shares.
+	Proxyless(snap *mesh.Snapshot) (*cache.Snapshot, error)
+}
+
+// versions are a snapshot's per-type versions; equal versions mean equal
+// content, so the snapshot is not set (and not pushed) again.
+type versions [types.UnknownType]string
+
+func versionsOf(s *cache.Snapshot) versions {
+	var v versions
+	for i := range s.Resources {
+		v[i] = s.Resources[i].Version
+	}
+	return v
+}
+
+// built is the builder's record of one connected node.
+type built struct {
+	id       string
+	node     *core.Node
+	kind     Kind
+	versions versions
+	set      bool // a snapshot has been set for the node
+}
+
+// builder keeps one snapshot per connected node in the cache. Its fields
+// below mu-free state are owned by run's goroutine (see doc.go).
+type builder struct {
+	log      *zap.Logger
+	cache    cache.SnapshotCache
+	streams  *streams
+	source   Source
+	tr       Translator
+	metrics  *metrics.Metrics
+	debounce time.Duration
+	maxDelay time.Duration
+	workers  int
+
+	ready atomic.Bool
+
+	nodes map[string]*built
+}
+
+// run is the builder's event loop; it returns when ctx is done.
+func (b *builder) run(ctx context.Context) {
+	changed, cancel := b.source.Subscribe()
+	defer cancel()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	var pendingSince time.Time // zero: no rebuild pending
+
+	b.rebuild(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+			// Coalesce a burst: wait for debounce of quiet, but never more
+			// than maxDelay after the first change of the burst.
+			now := time.Now()
+			if pendingSince.IsZero() {
+				pendingSince = now
+			}
+			wait := min(b.debounce, b.maxDelay-now.Sub(pendingSince))
+			timer.Reset(max(wait, 0))
+		case <-timer.C:
+			pendingSince = time.Time{}
+			b.rebuild(ctx)
+		case <-b.streams.kick:
+			b.nodesChanged(ctx)
+		}
+	}
+}
+
+// nodesChanged builds newly connected nodes at once from the current model
+// (no debounce: a proxy waits for nothing but its own translation) and
+// forgets nodes whose last stream closed.
+func (b *builder) nodesChanged(ctx context.Context) {
+	model := b.source.Current()
+	var fresh []*built
+	for _, id := range b.streams.takeChanged() {
+		node, ok := b.streams.node(id)
+		if ok {
+			if _, have := b.nodes[id]; !have {
+				e := &built{id: id, node: node}
+				b.nodes[id] = e
+				fresh = append(fresh, e)
+			}
+			continue
+		}
+		if _, have := b.nodes[id]; have && b.streams.whileGone(id, func() { b.cache.ClearSnapshot(id) }) {
+			delete(b.nodes, id)
+		}
+	}
+	if model == nil || len(fresh) == 0 {
+		return
+	}
+	b.buildAll(ctx, model, fresh)
+}
+
+// rebuild rebuilds every connected node from the current model.
+func (b *builder) rebuild(ctx context.Context) {
+	model := b.source.Current()
+	if model == nil {
+		return
+	}
+	start := time.Now()
+	all := make([]*built, 0, len(b.nodes))
+	for _, e := range b.nodes {
+		all = append(all, e)
+	}
+	set := b.buildAll(ctx, model, all)
+	d := time.Since(start)
+	b.metrics.RebuildDuration.Observe(d.Seconds())
+	if !b.ready.Swap(true) {
+		b.log.Info("first mesh snapshot built; ready", zap.Uint64("consul_index", model.Index))
+	}
+	b.log.Debug("rebuilt", zap.Uint64("consul_index", model.Index), zap.Int("nodes", len(all)),
+		zap.Int("changed", set), zap.Duration("took", d))
+}
+
+// buildAll builds the given nodes on up to b.workers goroutines (the
+// translation is pure and CPU-bound) and returns how many snapshots changed.
+// The proxyless configuration is translated once and shared.
+func (b *builder) buildAll(ctx context.Context, model *mesh.Snapshot, nodes []*built) int {
+	proxyless := sync.OnceValues(func() (*cache.Snapshot, error) {
+		s, err := b.tr.Proxyless(model)
+		if err != nil {
+			b.metrics.TranslateErrors.Inc()
+			b.log.Error("proxyless translation failed; proxyless clients keep their last configuration",
+				zap.Uint64("consul_index", model.Index), zap.Error(err))
+		}
+		return s, err
+	})
+	var next atomic.Int64
+	var changed atomic.Int64
+	work := func() {
+		for {
+			i := int(next.Add(1)) - 1
+			if i >= len(nodes) || ctx.Err() != nil {
+				return
+			}
+			if b.build(ctx, model, nodes[i], proxyless) {
+				changed.Add(1)
+			}
+		}
+	}
+	workers := min(b.workers, len(nodes))
+	var wg sync.WaitGroup
+	for range workers - 1 {
+		wg.Go(work)
+	}
+	work()
+	wg.Wait()
+	return int(changed.Load())
+}
+
+// build translates one node's configuration and sets it if its versions
+// changed. It reports whether it set a snapshot.
+func (b *builder) build(ctx context.Context, model *mesh.Snapshot, e *built, proxyless func() (*cache.Snapshot, error)) bool {
+	start := time.Now()
+	kind := classify(model, e.node)
+	if kind != e.kind {
+		b.streams.setKind(e.id, kind)
+		if kind == KindUnregistered {
+			b.log.Warn("node is not a sidecar registered in Consul nor a gRPC client; serving nothing until its proxy registration appears",
+				zap.String("node_id", e.id), zap.String("user_agent", e.node.GetUserAgentName()),
+				zap.Bool("had_config", e.set))
+		} else {
+			b.log.Info("node classified", zap.String("node_id", e.id), zap.String("kind", string(kind)))
+		}
+		e.kind = kind
+	}
+	var snap *cache.Snapshot
+	var err error
+	switch kind {
+	case KindSidecar:
+		snap, err = b.tr.Sidecar(model, e.id)
+		if err != nil {
+			b.metrics.TranslateErrors.Inc()
+			b.log.Error("sidecar translation failed; the proxy keeps its last configuration",
+				zap.String("node_id", e.id), zap.Uint64("consul_index", model.Index), zap.Error(err))
+			return false
+		}
+	case KindProxyless:
+		if snap, err = proxyless(); err != nil {
+			return false
+		}
+	default:
+		// Unregistered: nothing to serve. A proxy deregistered while
+		// connected keeps what it has (static stability).
+		return false
+	}
+	v := versionsOf(snap)
+	if e.set && v == e.versions {
+		b.metrics.SnapshotsUnchanged.Inc()
+		return false
+	}
+	if err := b.cache.SetSnapshot(ctx, e.id, snap); err != nil {
+		b.log.Error("set snapshot", zap.String("node_id", e.id), zap.Error(err))
+		return false
+	}
+	e.versions, e.set = v, true
+	b.metrics.SnapshotsSet.Inc()
+	b.metrics.PushDuration.Observe(time.Since(start).Seconds())
+	return true
+}
+
+func defaultWorkers() int { return max(1, runtime.GOMAXPROCS(0)) }

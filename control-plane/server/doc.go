@@ -1,0 +1,36 @@
+// Package server is the control plane's xDS side: a go-control-plane ADS
+// server (State-of-the-World and Delta on one gRPC service), a snapshot cache
+// holding one snapshot per connected proxy, the loop that rebuilds those
+// snapshots when the mesh model changes, and per-proxy status (what was sent,
+// ACKed and NACKed).
+//
+// # Pieces
+//
+//   - streams (streams.go) implements go-control-plane's server callbacks. It
+//     tracks every open stream (node ID from the first request, peer address,
+//     protocol), logs pushes, ACKs and NACKs, feeds metrics and /status, and
+//     tells the builder which node IDs are connected.
+//   - builder (builder.go) owns the per-node build state. It is one event
+//     loop: model changes (debounced) trigger a rebuild of every connected
+//     node; a newly connected node is built at once from the current model.
+//     A snapshot whose per-type versions equal the last one set for that node
+//     is not set again, so an unchanged proxy is not re-pushed.
+//   - nackGuard (nackguard.go) wraps the SnapshotCache. go-control-plane's
+//     cache answers a State-of-the-World NACK (which carries the last
+//     *accepted* version) by re-sending the current, rejected version at once,
+//     and the client rejects it again: a hot loop. The guard opens the watch
+//     at the rejected version instead, so the next response waits for new
+//     content.
+//
+// # Concurrency contract
+//
+// go-control-plane calls the callbacks from one goroutine per stream; streams
+// guards its state with one mutex and never calls out while holding it,
+// except into the cache's ClearSnapshot (lock order: streams.mu, then the
+// cache's lock; the cache never calls back). The builder's state is touched
+// only by its loop goroutine (and by the worker goroutines of one rebuild,
+// which end before the rebuild returns). The builder never blocks the
+// producer of model changes: Source subscriptions are capacity-1 signals and
+// node changes are a set plus a capacity-1 kick channel. Run returns when its
+// context is done; every goroutine started here ends then.
+package server
