@@ -1,0 +1,475 @@
+package discovery
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+	"go.uber.org/zap"
+
+	"github.com/seed-a778acb4/consulate/discovery/mesh"
+)
+
+// unreachableLogEvery spaces the repeated "still unreachable" warnings.
+const unreachableLogEvery = 30 * time.Second
+
+// kindEntries is one config-entry watch's response.
+type kindEntries struct {
+	kind mesh.EntryKind
+	list []RawEntry
+}
+
+type checkKey struct{ node, id string }
+
+type checkState struct{ status, serviceID, serviceName string }
+
+// loop is the watcher's event loop: the only goroutine that reads or
+// writes the state below. Watch goroutines and fetch batches talk to it
+// through channels.
+type loop struct {
+	w   *Watcher
+	ctx context.Context
+	wg  *sync.WaitGroup
+	log *zap.Logger
+
+	catalogCh chan update[map[string][]string]
+	checksCh  chan update[api.HealthChecks]
+	entriesCh chan update[kindEntries]
+	errCh     chan watchError
+	fetchedCh chan *fetchBatch
+
+	b  *builder
+	dc string
+
+	catalog      map[string][]string // service name → tags
+	catalogIndex uint64
+	catalogSeen  bool
+	checks       map[checkKey]checkState
+	checksIndex  uint64
+	checksSeen   bool
+	entries      map[mesh.EntryKind][]RawEntry
+	entryIndex   map[mesh.EntryKind]uint64
+
+	// Fetching: names waiting, and at most one batch in flight.
+	pending        map[string]bool
+	pendingSince   time.Time
+	inflight       bool
+	fetchFailures  int
+	fetchNotBefore time.Time
+	// seenIndex is the highest index a service fetch returned: a catalog
+	// move above it that no diff explained means an unseen change.
+	seenIndex          uint64
+	unexplained        uint64
+	unexplainedSince   time.Time
+	dirty              bool
+	dirtySince         time.Time
+	lastPublish        time.Time
+	lastConfig         *mesh.Config
+	lastErrors         map[mesh.EntryError]bool
+	unreachableSince   time.Time
+	lastUnreachableLog time.Time
+}
+
+func newLoop(w *Watcher, ctx context.Context, wg *sync.WaitGroup) *loop {
+	return &loop{
+		w:          w,
+		ctx:        ctx,
+		wg:         wg,
+		log:        w.log,
+		catalogCh:  make(chan update[map[string][]string]),
+		checksCh:   make(chan update[api.HealthChecks]),
+		entriesCh:  make(chan update[kindEntries]),
+		errCh:      make(chan watchError),
+		fetchedCh:  make(chan *fetchBatch),
+		b:          newBuilder(),
+		dc:         w.opts.Datacenter,
+		catalog:    map[string][]string{},
+		checks:     map[checkKey]checkState{},
+		entries:    map[mesh.EntryKind][]RawEntry{},
+		entryIndex: map[mesh.EntryKind]uint64{},
+		pending:    map[string]bool{},
+		lastErrors: map[mesh.EntryError]bool{},
+	}
+}
+
+func (l *loop) run() {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	var resync <-chan time.Time
+	if l.w.opts.Resync > 0 {
+		t := time.NewTicker(l.w.opts.Resync)
+		defer t.Stop()
+		resync = t.C
+	}
+	for {
+		select {
+		case <-l.ctx.Done():
+			return
+		case u := <-l.catalogCh:
+			l.onCatalog(u)
+			l.reachable()
+		case u := <-l.checksCh:
+			l.onChecks(u)
+			l.reachable()
+		case u := <-l.entriesCh:
+			l.onEntries(u)
+			l.reachable()
+		case e := <-l.errCh:
+			l.unreachable(e.source, e.err)
+		case b := <-l.fetchedCh:
+			l.onFetched(b)
+		case <-resync:
+			l.resyncAll("periodic resync")
+		case <-timer.C:
+			l.onWake(time.Now())
+		}
+		if at, ok := l.nextWake(); ok {
+			timer.Reset(time.Until(at))
+		} else {
+			timer.Stop()
+		}
+	}
+}
+
+func (l *loop) markPending(name string) {
+	if len(l.pending) == 0 {
+		l.pendingSince = time.Now()
+	}
+	l.pending[name] = true
+}
+
+func (l *loop) markDirty(since time.Time) {
+	if !l.dirty || since.Before(l.dirtySince) {
+		l.dirtySince = since
+	}
+	l.dirty = true
+}
+
+// resyncAll refetches every service: used when the watches cannot tell
+// what changed (an index reset, a reconnect, an unattributed catalog move).
+func (l *loop) resyncAll(reason string) {
+	l.log.Debug("refetching every service", zap.String("reason", reason), zap.Int("services", len(l.catalog)))
+	for name := range l.catalog {
+		l.markPending(name)
+	}
+	l.unexplained = 0
+	// Config entry ModifyIndexes can repeat after a reset: decode afresh.
+	clear(l.b.entries)
+}
+
+func (l *loop) onCatalog(u update[map[string][]string]) {
+	if u.reset {
+		l.seenIndex = 0
+	}
+	l.catalogIndex = u.index
+	old := l.catalog
+	l.catalog = u.value
+	if l.catalog == nil {
+		l.catalog = map[string][]string{}
+	}
+	if !l.catalogSeen || u.reset {
+		l.catalogSeen = true
+		l.resyncAll("catalog index reset or first read")
+		for name := range old {
+			if _, ok := l.catalog[name]; !ok {
+				l.b.removeService(name)
+				l.markDirty(time.Now())
+			}
+		}
+		return
+	}
+	changed := false
+	for name, tags := range l.catalog {
+		if oldTags, ok := old[name]; !ok || !slices.Equal(oldTags, tags) {
+			l.markPending(name)
+			changed = true
+		}
+	}
+	for name := range old {
+		if _, ok := l.catalog[name]; !ok {
+			l.b.removeService(name)
+			delete(l.pending, name)
+			l.markDirty(time.Now())
+			changed = true
+		}
+	}
+	if !changed && u.index > l.seenIndex {
+		// Something in the services table moved (an instance added,
+		// changed or removed without touching the name's tags): the
+		// checks watch usually names it; if nothing does, resync.
+		if l.unexplained == 0 {
+			l.unexplainedSince = time.Now()
+		}
+		l.unexplained = u.index
+	}
+}
+
+func (l *loop) onChecks(u update[api.HealthChecks]) {
+	next := make(map[checkKey]checkState, len(u.value))
+	for _, c := range u.value {
+		if c == nil {
+			continue
+		}
+		next[checkKey{c.Node, c.CheckID}] = checkState{status: c.Status, serviceID: c.ServiceID, serviceName: c.ServiceName}
+	}
+	old := l.checks
+	l.checks, l.checksIndex = next, u.index
+	if !l.checksSeen || u.reset {
+		// The first read is covered by the initial full fetch; a reset by
+		// the catalog's.
+		l.checksSeen = true
+		l.markDirty(time.Now())
+		return
+	}
+	nodes := map[string]bool{}
+	affect := func(k checkKey, s checkState) {
+		if s.serviceID == "" {
+			nodes[k.node] = true // a node check: every service on the node
+		} else if _, ok := l.catalog[s.serviceName]; ok {
+			l.markPending(s.serviceName)
+		}
+	}
+	for k, s := range next {
+		if o, ok := old[k]; !ok || o != s {
+			affect(k, s)
+		}
+	}
+	for k, s := range old {
+		if _, ok := next[k]; !ok {
+			affect(k, s)
+		}
+	}
+	if len(nodes) > 0 {
+		for name, p := range l.b.services {
+			for _, inst := range p.instances {
+				if nodes[inst.Node] {
+					l.markPending(name)
+					break
+				}
+			}
+		}
+	}
+}
+
+func (l *loop) onEntries(u update[kindEntries]) {
+	l.entries[u.value.kind] = u.value.list
+	l.entryIndex[u.value.kind] = u.index
+	l.markDirty(time.Now())
+}
+
+func (l *loop) onFetched(b *fetchBatch) {
+	l.inflight = false
+	var failed int
+	var firstErr error
+	for i, name := range b.names {
+		if err := b.errs[i]; err != nil {
+			failed++
+			firstErr = err
+			l.markPending(name)
+			continue
+		}
+		if _, ok := l.catalog[name]; !ok || len(b.entries[i]) == 0 {
+			// Deregistered while we fetched: the catalog diff (or its
+			// next move) removes the name.
+			l.b.removeService(name)
+			continue
+		}
+		if l.dc == "" {
+			if n := b.entries[i][0].Node; n != nil {
+				l.dc = n.Datacenter
+			}
+		}
+		l.b.setService(name, b.entries[i])
+	}
+	l.seenIndex = max(l.seenIndex, b.maxIndex)
+	if failed > 0 {
+		l.fetchFailures++
+		l.fetchNotBefore = time.Now().Add(backoff(l.fetchFailures, l.w.opts.MinBackoff, l.w.opts.MaxBackoff, randFloat))
+		l.unreachable("health/service", firstErr)
+		l.log.Debug("service fetch failed", zap.Int("failed", failed), zap.Int("of", len(b.names)), zap.Error(firstErr))
+	} else {
+		l.fetchFailures = 0
+	}
+	if failed < len(b.names) {
+		l.markDirty(b.since)
+	}
+	l.checkUnexplained()
+}
+
+// checkUnexplained resyncs when a catalog move that no diff explained is
+// still above everything the fetches have shown.
+func (l *loop) checkUnexplained() {
+	if l.unexplained == 0 || l.inflight || len(l.pending) > 0 {
+		return
+	}
+	if l.seenIndex >= l.unexplained {
+		l.unexplained = 0
+		return
+	}
+	l.resyncAll("catalog changed without a visible diff")
+}
+
+// canPublish: the first snapshot waits for a complete initial read.
+func (l *loop) canPublish() bool {
+	if l.inflight || !l.dirty {
+		return false
+	}
+	if l.lastConfig != nil {
+		return true
+	}
+	// Every service is fetched once the catalog has been read, nothing is
+	// pending and nothing in flight (failed fetches go back to pending).
+	return l.catalogSeen && l.checksSeen && len(l.entryIndex) == len(entryKinds) && len(l.pending) == 0
+}
+
+func (l *loop) fetchAt() time.Time {
+	return latest(l.pendingSince.Add(l.w.opts.Coalesce), l.fetchNotBefore)
+}
+
+func (l *loop) publishAt() time.Time {
+	c := l.w.opts.Coalesce
+	return latest(l.dirtySince.Add(c), l.lastPublish.Add(c))
+}
+
+// unexplainedGrace leaves the checks watch time to name the service whose
+// change moved the catalog index.
+func (l *loop) unexplainedAt() time.Time {
+	return l.unexplainedSince.Add(3 * l.w.opts.Coalesce)
+}
+
+func (l *loop) nextWake() (time.Time, bool) {
+	var at time.Time
+	ok := false
+	consider := func(t time.Time) {
+		if !ok || t.Before(at) {
+			at, ok = t, true
+		}
+	}
+	if len(l.pending) > 0 && !l.inflight {
+		consider(l.fetchAt())
+	}
+	if l.canPublish() {
+		consider(l.publishAt())
+	}
+	if l.unexplained != 0 && !l.inflight && len(l.pending) == 0 {
+		consider(l.unexplainedAt())
+	}
+	return at, ok
+}
+
+func (l *loop) onWake(now time.Time) {
+	if l.unexplained != 0 && !l.inflight && len(l.pending) == 0 && !now.Before(l.unexplainedAt()) {
+		l.checkUnexplained()
+	}
+	fetchDue := len(l.pending) > 0 && !l.inflight && !now.Before(l.fetchAt())
+	// When a fetch is due too, publish after it (one snapshot instead of
+	// two), unless publishing has been deferred for long: under constant
+	// churn fetches never stop, and snapshots must still flow.
+	deferred := now.Sub(l.lastPublish) >= publishStarvation*l.w.opts.Coalesce
+	if l.canPublish() && !now.Before(l.publishAt()) && (!fetchDue || deferred) {
+		l.publish(now)
+	}
+	if fetchDue {
+		l.startFetch()
+	}
+}
+
+// publishStarvation, in coalescing windows, is the longest fetches may
+// defer a due publish.
+const publishStarvation = 10
+
+func (l *loop) startFetch() {
+	b := &fetchBatch{since: l.pendingSince, names: slices.Sorted(maps.Keys(l.pending))}
+	clear(l.pending)
+	l.inflight = true
+	client, conc, done := l.w.client, l.w.opts.FetchConcurrency, l.fetchedCh
+	l.wg.Go(func() { fetchServices(l.ctx, client, conc, b, done) })
+}
+
+func (l *loop) index() uint64 {
+	idx := max(l.catalogIndex, l.checksIndex, l.seenIndex)
+	for _, i := range l.entryIndex {
+		idx = max(idx, i)
+	}
+	return idx
+}
+
+func (l *loop) publish(now time.Time) {
+	start := time.Now()
+	snap := l.b.build(l.dc, l.index(), l.entries, l.lastConfig)
+	first := l.lastConfig == nil
+	l.lastConfig = &snap.Config
+	l.dirty = false
+	l.lastPublish = now
+	l.logEntryErrors(snap.Config.Errors)
+	l.w.publish(snap)
+	fields := []zap.Field{
+		zap.Uint64("index", snap.Index),
+		zap.Int("services", len(snap.Services)),
+		zap.Int("proxies", len(snap.Proxies)),
+		zap.Int("config_errors", len(snap.Config.Errors)),
+		zap.Duration("build_time", time.Since(start)),
+	}
+	if first {
+		l.log.Info("first mesh snapshot published", fields...)
+	} else {
+		l.log.Debug("mesh snapshot published", fields...)
+	}
+}
+
+// logEntryErrors warns once about each newly broken config entry field.
+func (l *loop) logEntryErrors(errs []mesh.EntryError) {
+	now := make(map[mesh.EntryError]bool, len(errs))
+	for _, e := range errs {
+		now[e] = true
+		if !l.lastErrors[e] {
+			l.log.Warn("config entry rejected, keeping its last good version",
+				zap.String("entry", e.Entry.String()), zap.String("field", e.Field), zap.String("error", e.Err))
+		}
+	}
+	l.lastErrors = now
+}
+
+func (l *loop) unreachable(source string, err error) {
+	now := time.Now()
+	snapIndex := uint64(0)
+	if s := l.w.Current(); s != nil {
+		snapIndex = s.Index
+	}
+	if l.unreachableSince.IsZero() {
+		l.unreachableSince = now
+	} else if now.Sub(l.lastUnreachableLog) < unreachableLogEvery {
+		return
+	}
+	l.lastUnreachableLog = now
+	l.log.Warn("consul unreachable, serving the last snapshot",
+		zap.Time("unreachable_since", l.unreachableSince),
+		zap.String("query", source),
+		zap.Error(err),
+		zap.Uint64("snapshot_index", snapIndex))
+}
+
+// reachable is called after each successful watch response.
+func (l *loop) reachable() {
+	if l.unreachableSince.IsZero() {
+		return
+	}
+	l.log.Info("consul reachable again",
+		zap.Time("unreachable_since", l.unreachableSince),
+		zap.Duration("unreachable_for", time.Since(l.unreachableSince)))
+	l.unreachableSince = time.Time{}
+	// Consul may have restarted and lost or replayed state while we could
+	// not see it; indexes cannot be trusted across that gap.
+	l.seenIndex = 0
+	l.resyncAll("consul reachable again")
+}
+
+func latest(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
