@@ -1,0 +1,44 @@
+// Package cluster holds the upstream side of the data path: each cluster's
+// endpoints (Host), the load balancer that picks one (Picker: round robin,
+// least request, random, ring hash, maglev) and each endpoint's connection
+// pool (an http.Transport speaking HTTP/1.1 with keep-alive or h2c with
+// prior knowledge, dialing with the cluster's connect_timeout).
+//
+// Concurrency contract. A Set has one writer: the listener manager calls
+// Update and Close from its own goroutine, never concurrently. Update
+// returns a new immutable Snapshot (name → *Cluster) that the data path
+// reads after one atomic pointer load; a *Cluster and its Picker are
+// immutable, so Pick needs no lock. Live state — per-host request and
+// connection counters, the connection pools, the cluster's in-flight
+// request count used as the max_requests circuit breaker — lives in Host
+// and in the cluster's state, reached through the snapshot and updated
+// with atomics only. Live state is keyed by cluster name (and host address
+// inside it) and carried into the next snapshot: an unchanged cluster is
+// reused as is; a changed one keeps the Host (and its pool) of every
+// address whose connection settings did not change. Status may be called
+// from any goroutine (the admin /clusters endpoint).
+//
+// Envoy semantics (envoy.config.cluster.v3.Cluster):
+//   - Endpoints whose health is UNHEALTHY, DRAINING or TIMEOUT are excluded,
+//     UNKNOWN counts as healthy, DEGRADED hosts are used only when no host
+//     is healthy. Only the lowest priority that has an available host is
+//     used (no spill-over between priorities).
+//   - Healthy panic threshold: when fewer than HealthyPanicThreshold percent
+//     of a priority's hosts are available, all its hosts are used.
+//   - Round robin is weighted and smooth (nginx's algorithm), precomputed
+//     into a schedule walked with one atomic counter from a random start.
+//   - Least request: with equal weights, the host with the fewest active
+//     requests among choice_count random picks (P2C by default). With
+//     unequal weights Envoy schedules by weight / (active + 1); we draw a
+//     host with probability proportional to that same effective weight,
+//     which gives the same long-run shares without a lock.
+//   - Random: uniform over the available hosts.
+//   - Ring hash: ring sized as Envoy does (the least weighted host gets a
+//     whole number of entries; between min and max ring size), entries
+//     keyed "address_i". Maglev: Envoy's weighted table of MaglevTableSize
+//     (65537) entries. Both hash with 64-bit FNV-1a followed by a
+//     SplitMix64 finalizer (Envoy uses xxHash64; any good deterministic
+//     64-bit hash gives the same properties, and a deterministic one keeps
+//     every sidecar's ring identical). A request without a hash picks a
+//     random host, as Envoy does.
+package cluster

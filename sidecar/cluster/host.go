@@ -1,0 +1,146 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/seed-a778acb4/consulate/sidecar/config"
+)
+
+// Host is one upstream endpoint's live state and connection pool. It
+// outlives config swaps for as long as its cluster keeps the address with
+// the same connection settings.
+type Host struct {
+	// Address is host:port.
+	Address string
+
+	transport *http.Transport
+	protocol  config.Protocol
+	timeout   time.Duration
+
+	active      atomic.Int64  // requests in flight
+	total       atomic.Uint64 // requests started
+	connFail    atomic.Uint64 // connect failures
+	connections atomic.Int64  // open upstream connections
+}
+
+// ConnectError says the connection to the host could not be established
+// (Envoy response flag UF).
+type ConnectError struct {
+	Address string
+	Err     error
+}
+
+func (e *ConnectError) Error() string { return fmt.Sprintf("connect to %s: %v", e.Address, e.Err) }
+func (e *ConnectError) Unwrap() error { return e.Err }
+
+// IsConnectError reports whether err is (or wraps) a connect failure.
+func IsConnectError(err error) bool {
+	var ce *ConnectError
+	return errors.As(err, &ce)
+}
+
+// idleConnTimeout closes pooled upstream connections nobody used for this
+// long, so that pools of removed hosts do not linger.
+const idleConnTimeout = 90 * time.Second
+
+// defaultConnectTimeout is Envoy's connect_timeout default.
+const defaultConnectTimeout = 5 * time.Second
+
+func newHost(addr string, cfg *config.Cluster) *Host {
+	h := &Host{Address: addr, protocol: cfg.Protocol, timeout: cfg.ConnectTimeout}
+	h.timeout = connectTimeout(cfg)
+	d := &net.Dialer{Timeout: h.timeout, KeepAlive: 30 * time.Second}
+	var protos http.Protocols
+	if cfg.Protocol == config.HTTP2 {
+		// Only unencrypted HTTP/2: http:// URLs use h2c with prior knowledge.
+		protos.SetUnencryptedHTTP2(true)
+	} else {
+		protos.SetHTTP1(true)
+	}
+	h.transport = &http.Transport{
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			c, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				h.connFail.Add(1)
+				return nil, &ConnectError{Address: addr, Err: err}
+			}
+			h.connections.Add(1)
+			return &countedConn{Conn: c, host: h}, nil
+		},
+		Protocols:           &protos,
+		MaxIdleConns:        0,
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     idleConnTimeout,
+		DisableCompression:  true,
+		// Keep the upstream's headers as they are: the proxy answers
+		// 100-continue itself and forwards no proxy environment.
+		Proxy: nil,
+	}
+	return h
+}
+
+// Transport is the host's connection pool.
+func (h *Host) Transport() http.RoundTripper { return h.transport }
+
+// Protocol is what the pool speaks.
+func (h *Host) Protocol() config.Protocol { return h.protocol }
+
+// ConnectTimeout is the cluster's connect_timeout the pool dials with.
+func (h *Host) ConnectTimeout() time.Duration { return h.timeout }
+
+// Begin counts a request to this host; call End when it finishes.
+func (h *Host) Begin() {
+	h.active.Add(1)
+	h.total.Add(1)
+}
+
+// End ends a request counted by Begin.
+func (h *Host) End() { h.active.Add(-1) }
+
+// Active is the number of requests in flight.
+func (h *Host) Active() int64 { return h.active.Load() }
+
+// CountConnectFailure records a connect failure seen outside the pool
+// (the TCP proxy dials itself).
+func (h *Host) CountConnectFailure() { h.connFail.Add(1) }
+
+// Dial opens a raw connection (TCP proxy), counted like pooled ones.
+func (h *Host) Dial(ctx context.Context) (net.Conn, error) {
+	d := net.Dialer{Timeout: h.timeout}
+	c, err := d.DialContext(ctx, "tcp", h.Address)
+	if err != nil {
+		h.connFail.Add(1)
+		return nil, &ConnectError{Address: h.Address, Err: err}
+	}
+	h.connections.Add(1)
+	return &countedConn{Conn: c, host: h}, nil
+}
+
+func (h *Host) closeIdle() { h.transport.CloseIdleConnections() }
+
+type countedConn struct {
+	net.Conn
+	host   *Host
+	closed atomic.Bool
+}
+
+func (c *countedConn) Close() error {
+	if c.closed.CompareAndSwap(false, true) {
+		c.host.connections.Add(-1)
+	}
+	return c.Conn.Close()
+}
+
+// CloseWrite half-closes when the connection supports it.
+func (c *countedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return c.Conn.Close()
+}
