@@ -1,0 +1,112 @@
+package decode
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"regexp"
+	"strconv"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+// validator is implemented by every generated Envoy message
+// (protoc-gen-validate).
+type validator interface{ Validate() error }
+
+// validate runs the message's protoc-gen-validate rules.
+func validate(m validator) error {
+	if err := m.Validate(); err != nil {
+		return fmt.Errorf("invalid: %w", err)
+	}
+	return nil
+}
+
+// duration returns d, or def when d is unset. A set zero stays zero (Envoy:
+// 0 disables the timeout).
+func duration(d *durationpb.Duration, def time.Duration) time.Duration {
+	if d == nil {
+		return def
+	}
+	return d.AsDuration()
+}
+
+func u32(v *wrapperspb.UInt32Value, def uint32) uint32 {
+	if v == nil {
+		return def
+	}
+	return v.GetValue()
+}
+
+func u64(v *wrapperspb.UInt64Value, def uint64) uint64 {
+	if v == nil {
+		return def
+	}
+	return v.GetValue()
+}
+
+func boolean(v *wrapperspb.BoolValue, def bool) bool {
+	if v == nil {
+		return def
+	}
+	return v.GetValue()
+}
+
+// socketAddress renders a TCP socket address as host:port.
+func socketAddress(a *corev3.Address, field string) (string, error) {
+	sa := a.GetSocketAddress()
+	if sa == nil {
+		return "", fmt.Errorf("%s: socket_address is required", field)
+	}
+	if sa.GetProtocol() != corev3.SocketAddress_TCP {
+		return "", fmt.Errorf("%s.socket_address.protocol: %s is not supported", field, sa.GetProtocol())
+	}
+	port := sa.GetPortValue()
+	if port == 0 || port > 65535 {
+		return "", fmt.Errorf("%s.socket_address.port_value: %d is not a TCP port", field, port)
+	}
+	if sa.GetAddress() == "" {
+		return "", fmt.Errorf("%s.socket_address.address is required", field)
+	}
+	return net.JoinHostPort(sa.GetAddress(), strconv.FormatUint(uint64(port), 10)), nil
+}
+
+// adsSource checks that a ConfigSource points at the ADS stream, the only
+// transport the sidecar has.
+func adsSource(cs *corev3.ConfigSource, field string) error {
+	if cs == nil {
+		return fmt.Errorf("%s is required", field)
+	}
+	if cs.GetAds() == nil {
+		return fmt.Errorf("%s: only ads is supported", field)
+	}
+	if v := cs.GetResourceApiVersion(); v != corev3.ApiVersion_AUTO && v != corev3.ApiVersion_V3 {
+		return fmt.Errorf("%s.resource_api_version: %s is not supported", field, v)
+	}
+	return nil
+}
+
+// errNoRegex is returned for a RegexMatcher without a pattern.
+var errNoRegex = errors.New("regex is required")
+
+// compileRegex compiles an RE2 safe_regex. anchored makes it a full match as
+// Envoy's matchers are (RegexMatcher docs: "the regex must match the whole
+// string"); regex_rewrite patterns are not anchored.
+func compileRegex(m *matcherv3.RegexMatcher, anchored bool) (*regexp.Regexp, error) {
+	expr := m.GetRegex()
+	if expr == "" {
+		return nil, errNoRegex
+	}
+	if anchored {
+		expr = `^(?:` + expr + `)$`
+	}
+	re, err := regexp.Compile(expr)
+	if err != nil {
+		return nil, fmt.Errorf("regex %q: %w", m.GetRegex(), err)
+	}
+	return re, nil
+}

@@ -1,0 +1,156 @@
+package decode
+
+import (
+	"fmt"
+	"time"
+
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+
+	"github.com/seed-a778acb4/consulate/sidecar/config"
+)
+
+// Envoy defaults for the listener subset we implement.
+const (
+	defaultBufferLimit       = 1 << 20          // Listener.per_connection_buffer_limit_bytes
+	defaultStreamIdleTimeout = 5 * time.Minute  // HttpConnectionManager.stream_idle_timeout
+	defaultTCPIdleTimeout    = time.Hour        // TcpProxy.idle_timeout
+	routerFilterName         = "envoy.filters.http.router"
+)
+
+// Listener decodes one LDS resource.
+func Listener(l *listenerv3.Listener) (*config.Listener, error) {
+	out, err := listener(l)
+	if err != nil {
+		return nil, fmt.Errorf("listener %q: %w", l.GetName(), err)
+	}
+	return out, nil
+}
+
+func listener(l *listenerv3.Listener) (*config.Listener, error) {
+	if err := checkSupported(l); err != nil {
+		return nil, err
+	}
+	if err := validate(l); err != nil {
+		return nil, err
+	}
+	if l.GetName() == "" {
+		return nil, fmt.Errorf("name is required")
+	}
+	addr, err := socketAddress(l.GetAddress(), "address")
+	if err != nil {
+		return nil, err
+	}
+	out := &config.Listener{
+		Name:                          l.GetName(),
+		Address:                       addr,
+		PerConnectionBufferLimitBytes: u32(l.GetPerConnectionBufferLimitBytes(), defaultBufferLimit),
+	}
+	// Without filter_chain_match (not implemented) only one chain can ever
+	// be selected, so more than one would be silently dead configuration.
+	if n := len(l.GetFilterChains()); n != 1 {
+		return nil, fmt.Errorf("filter_chains: want exactly 1 filter chain, got %d", n)
+	}
+	filters := l.GetFilterChains()[0].GetFilters()
+	if n := len(filters); n != 1 {
+		return nil, fmt.Errorf("filter_chains[0].filters: want exactly 1 (http_connection_manager or tcp_proxy), got %d", n)
+	}
+	const field = "filter_chains[0].filters[0].typed_config"
+	tc := filters[0].GetTypedConfig()
+	if tc == nil {
+		return nil, fmt.Errorf("%s is required", field)
+	}
+	msg, err := tc.UnmarshalNew()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", field, err)
+	}
+	switch m := msg.(type) {
+	case *hcmv3.HttpConnectionManager:
+		out.HTTP, err = httpConnectionManager(m)
+	case *tcpv3.TcpProxy:
+		out.TCP, err = tcpProxy(m)
+	default:
+		return nil, fmt.Errorf("%s: type %q is not a network filter we implement", field, tc.GetTypeUrl())
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", field, err)
+	}
+	return out, nil
+}
+
+func httpConnectionManager(m *hcmv3.HttpConnectionManager) (*config.HTTPConnectionManager, error) {
+	if err := validate(m); err != nil {
+		return nil, err
+	}
+	if m.GetCodecType() != hcmv3.HttpConnectionManager_AUTO {
+		return nil, fmt.Errorf("codec_type: %s is not supported (the sidecar serves HTTP/1.1 and h2c: AUTO)", m.GetCodecType())
+	}
+	out := &config.HTTPConnectionManager{
+		StatPrefix:        m.GetStatPrefix(),
+		StreamIdleTimeout: duration(m.GetStreamIdleTimeout(), defaultStreamIdleTimeout),
+		RequestTimeout:    duration(m.GetRequestTimeout(), 0),
+		UseRemoteAddress:  boolean(m.GetUseRemoteAddress(), false),
+		GenerateRequestID: boolean(m.GetGenerateRequestId(), true),
+	}
+	switch {
+	case m.GetRds() != nil:
+		rds := m.GetRds()
+		if err := adsSource(rds.GetConfigSource(), "rds.config_source"); err != nil {
+			return nil, err
+		}
+		if rds.GetRouteConfigName() == "" {
+			return nil, fmt.Errorf("rds.route_config_name is required")
+		}
+		out.RouteConfigName = rds.GetRouteConfigName()
+	case m.GetRouteConfig() != nil:
+		rc, err := RouteConfiguration(m.GetRouteConfig())
+		if err != nil {
+			return nil, fmt.Errorf("route_config: %w", err)
+		}
+		out.Inline = rc
+	default:
+		return nil, fmt.Errorf("rds or route_config is required")
+	}
+	if err := httpFilters(m.GetHttpFilters()); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// httpFilters accepts exactly the router, which must be last (Envoy rejects
+// a chain not ending in a terminal filter); the sidecar has no other HTTP
+// filter.
+func httpFilters(fs []*hcmv3.HttpFilter) error {
+	if len(fs) != 1 {
+		return fmt.Errorf("http_filters: want exactly the router filter, got %d filters", len(fs))
+	}
+	f := fs[0]
+	tc := f.GetTypedConfig()
+	if tc == nil {
+		if f.GetName() != routerFilterName {
+			return fmt.Errorf("http_filters[0]: filter %q is not supported", f.GetName())
+		}
+		return nil
+	}
+	if !tc.MessageIs((*routerv3.Router)(nil)) {
+		return fmt.Errorf("http_filters[0].typed_config: type %q is not supported", tc.GetTypeUrl())
+	}
+	return nil
+}
+
+func tcpProxy(m *tcpv3.TcpProxy) (*config.TCPProxy, error) {
+	if err := validate(m); err != nil {
+		return nil, err
+	}
+	if m.GetCluster() == "" {
+		return nil, fmt.Errorf("cluster is required")
+	}
+	return &config.TCPProxy{
+		StatPrefix:  m.GetStatPrefix(),
+		Cluster:     m.GetCluster(),
+		IdleTimeout: duration(m.GetIdleTimeout(), defaultTCPIdleTimeout),
+	}, nil
+}
+
