@@ -13,10 +13,10 @@ import (
 
 // Envoy defaults for route actions and retry policies.
 const (
-	defaultRouteTimeout          = 15 * time.Second       // RouteAction.timeout
-	defaultNumRetries            = 1                      // RetryPolicy.num_retries
-	defaultBackOffBase           = 25 * time.Millisecond  // RetryBackOff.base_interval
-	defaultHostSelectionAttempts = 1                      // host_selection_retry_max_attempts
+	defaultRouteTimeout          = 15 * time.Second      // RouteAction.timeout
+	defaultNumRetries            = 1                     // RetryPolicy.num_retries
+	defaultBackOffBase           = 25 * time.Millisecond // RetryBackOff.base_interval
+	defaultHostSelectionAttempts = 1                     // host_selection_retry_max_attempts
 	previousHostsName            = "envoy.retry_host_predicates.previous_hosts"
 )
 

@@ -14,9 +14,9 @@ import (
 
 // Envoy defaults for the listener subset we implement.
 const (
-	defaultBufferLimit       = 1 << 20          // Listener.per_connection_buffer_limit_bytes
-	defaultStreamIdleTimeout = 5 * time.Minute  // HttpConnectionManager.stream_idle_timeout
-	defaultTCPIdleTimeout    = time.Hour        // TcpProxy.idle_timeout
+	defaultBufferLimit       = 1 << 20         // Listener.per_connection_buffer_limit_bytes
+	defaultStreamIdleTimeout = 5 * time.Minute // HttpConnectionManager.stream_idle_timeout
+	defaultTCPIdleTimeout    = time.Hour       // TcpProxy.idle_timeout
 	routerFilterName         = "envoy.filters.http.router"
 )
 
@@ -153,4 +153,3 @@ func tcpProxy(m *tcpv3.TcpProxy) (*config.TCPProxy, error) {
 		IdleTimeout: duration(m.GetIdleTimeout(), defaultTCPIdleTimeout),
 	}, nil
 }
-
