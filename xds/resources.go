@@ -1,0 +1,151 @@
+package xds
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+)
+
+// TypeURLs are the resource types a Resources holds, in the order Envoy
+// wants them applied (CDS before EDS, LDS before RDS).
+var typeURLs = [...]resource.Type{
+	resource.ClusterType,
+	resource.EndpointType,
+	resource.ListenerType,
+	resource.RouteType,
+}
+
+// TypeURLs returns the type URLs every Resources carries (possibly empty).
+func TypeURLs() []resource.Type { return slices.Clone(typeURLs[:]) }
+
+// Resources is one consumer's complete set of xDS resources: per type URL,
+// the resources sorted by name and a version derived from their content.
+//
+// A Resources is immutable once built: callers must not modify the returned
+// slices or the protos in them (they may be shared with a published
+// go-control-plane snapshot).
+type Resources struct {
+	groups map[resource.Type]group
+}
+
+type group struct {
+	version string
+	items   []types.Resource // sorted by name, names unique
+}
+
+// NewResources groups items by type URL, sorts each group by name and
+// derives each group's version from its content. It fails on an item of a
+// type this package does not serve, on an unnamed item, and on two items of
+// one type with the same name (an xDS client would silently keep one).
+//
+// NewResources does not validate; see Validate.
+func NewResources(items ...types.Resource) (*Resources, error) {
+	byType := make(map[resource.Type][]types.Resource, len(typeURLs))
+	for _, item := range items {
+		typ, err := typeURLOf(item)
+		if err != nil {
+			return nil, err
+		}
+		byType[typ] = append(byType[typ], item)
+	}
+	r := &Resources{groups: make(map[resource.Type]group, len(typeURLs))}
+	for _, typ := range typeURLs {
+		list := byType[typ]
+		slices.SortFunc(list, func(a, b types.Resource) int {
+			return strings.Compare(cache.GetResourceName(a), cache.GetResourceName(b))
+		})
+		for i, item := range list {
+			name := cache.GetResourceName(item)
+			if name == "" {
+				return nil, fmt.Errorf("%s: resource without a name", shortType(typ))
+			}
+			if i > 0 && cache.GetResourceName(list[i-1]) == name {
+				return nil, fmt.Errorf("%s: duplicate name %q", shortType(typ), name)
+			}
+		}
+		version, err := contentVersion(list)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", shortType(typ), err)
+		}
+		r.groups[typ] = group{version: version, items: list}
+	}
+	return r, nil
+}
+
+func typeURLOf(item types.Resource) (resource.Type, error) {
+	if item == nil {
+		return "", fmt.Errorf("nil resource")
+	}
+	typ := resource.APITypePrefix + string(item.ProtoReflect().Descriptor().FullName())
+	if !slices.Contains(typeURLs[:], typ) {
+		return "", fmt.Errorf("unsupported resource type %s", typ)
+	}
+	return typ, nil
+}
+
+// Version returns the content version of one type ("" for an unknown type).
+func (r *Resources) Version(typeURL resource.Type) string {
+	return r.groups[typeURL].version
+}
+
+// Items returns the resources of one type, sorted by name. The slice is
+// shared: do not modify it.
+func (r *Resources) Items(typeURL resource.Type) []types.Resource {
+	return r.groups[typeURL].items
+}
+
+// Names returns the names of the resources of one type, sorted.
+func (r *Resources) Names(typeURL resource.Type) []string {
+	items := r.groups[typeURL].items
+	names := make([]string, len(items))
+	for i, item := range items {
+		names[i] = cache.GetResourceName(item)
+	}
+	return names
+}
+
+// Versions returns a copy of the version of every type.
+func (r *Resources) Versions() map[resource.Type]string {
+	out := make(map[resource.Type]string, len(r.groups))
+	for typ, g := range r.groups {
+		out[typ] = g.version
+	}
+	return out
+}
+
+// Snapshot returns a go-control-plane snapshot holding these resources,
+// each type with its own version (cache.NewSnapshot would stamp one version
+// on every type, so that a change in one endpoint would re-send listeners).
+// Every served type is present, empty ones included, so that a wildcard
+// request for a type this consumer has nothing of still gets an answer.
+func (r *Resources) Snapshot() (*cache.Snapshot, error) {
+	snap := &cache.Snapshot{}
+	for _, typ := range typeURLs {
+		idx := cache.GetResponseType(typ)
+		if idx == types.UnknownType {
+			return nil, fmt.Errorf("snapshot: unknown type %s", typ)
+		}
+		g := r.groups[typ]
+		snap.Resources[idx] = cache.NewResources(g.version, g.items)
+	}
+	return snap, nil
+}
+
+// shortType turns a type URL into a word for error messages.
+func shortType(typeURL resource.Type) string {
+	switch typeURL {
+	case resource.ListenerType:
+		return "listeners"
+	case resource.RouteType:
+		return "routes"
+	case resource.ClusterType:
+		return "clusters"
+	case resource.EndpointType:
+		return "endpoints"
+	}
+	return typeURL
+}
