@@ -197,7 +197,7 @@ type request struct {
 	node    *core.Node
 	typeURL string
 	nonce   string
-	version string // SotW only: the last version the client accepted
+	version string            // SotW only: the last version the client accepted
 	errMsg  *rpcstatus.Status // set on a NACK
 	names   []string
 }
