@@ -86,4 +86,3 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (confi
 	}
 	return c, nil
 }
-
