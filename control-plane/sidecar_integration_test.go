@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/seed-a778acb4/consulate/control-plane/internal/adstest"
+	"github.com/seed-a778acb4/consulate/control-plane/server"
+	"github.com/seed-a778acb4/consulate/internal/consultest"
+)
+
+// edsDeadline is how fast a Consul change must reach a connected proxy.
+const edsDeadline = time.Second
+
+var allTypes = []string{adstest.ClusterType, adstest.EndpointType, adstest.ListenerType, adstest.RouteType}
+
+// TestSidecarFollowsConsul: a sidecar registration yields its listeners,
+// routes, clusters and endpoints, and a registered or failing upstream
+// instance changes EDS within a second, over SotW and Delta.
+func TestSidecarFollowsConsul(t *testing.T) {
+	a := consultest.Start(t)
+	cp := startControlPlane(t, a.HTTPAddr)
+	setProtocolHTTP(t, a.Client)
+	registerAPI(t, a.Client, "api-1", 7001)
+	registerWeb(t, a.Client)
+	conn := adstest.Dial(t, cp.XDS)
+
+	for i, protocol := range []string{"sotw", "delta"} {
+		t.Run(protocol, func(t *testing.T) {
+			m := adstest.NewMirror(t, conn, nodeFor(webProxyID), protocol, allTypes...)
+			ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+			defer cancel()
+			v, err := m.WaitFor(ctx, "web-1's sidecar config", func(v adstest.View) bool {
+				return hasAll(v.Names(adstest.ListenerType), "public_listener", "upstream:api") &&
+					hasAll(v.Names(adstest.ClusterType), "local_app", "api.default.dc1.internal") &&
+					hasAll(v.Names(adstest.RouteType), "api") &&
+					slices.Equal(apiEndpoints(v), []string{"127.0.0.1:7001"})
+			})
+			if err != nil {
+				t.Fatalf("%v; have%s", err, describe(v))
+			}
+			if got := statusOf(cp.Server, webProxyID); len(got) != 1 || got[0].Kind != server.KindSidecar || string(got[0].Protocol) != protocol {
+				t.Errorf("status of %s = %+v, want one %s sidecar stream", webProxyID, got, protocol)
+			}
+
+			// A new upstream instance.
+			newID := []string{"api-2", "api-3"}[i]
+			newAddr := []string{"127.0.0.1:7002", "127.0.0.1:7003"}[i]
+			registerAPI(t, a.Client, newID, 7002+i)
+			ctx1, cancel1 := context.WithTimeout(t.Context(), edsDeadline)
+			defer cancel1()
+			if _, err := m.WaitFor(ctx1, "the new instance in EDS", func(v adstest.View) bool {
+				return hasAll(apiEndpoints(v), "127.0.0.1:7001", newAddr)
+			}); err != nil {
+				t.Fatal(err)
+			}
+
+			// Its TTL check fails: it leaves EDS.
+			if err := a.Client.Agent().UpdateTTLOpts("ttl-"+newID, "down", api.HealthCritical, nil); err != nil {
+				t.Fatal(err)
+			}
+			ctx2, cancel2 := context.WithTimeout(t.Context(), edsDeadline)
+			defer cancel2()
+			if _, err := m.WaitFor(ctx2, "the failed instance out of EDS", func(v adstest.View) bool {
+				return slices.Equal(apiEndpoints(v), []string{"127.0.0.1:7001"})
+			}); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
