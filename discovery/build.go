@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"cmp"
+	"maps"
 	"slices"
 
 	"github.com/hashicorp/consul/api"
@@ -42,51 +43,116 @@ func BuildSnapshot(in *Input, lastGood *mesh.Config) *mesh.Snapshot {
 	return b.build(in.Datacenter, in.Index, in.Entries, lastGood)
 }
 
-// builder caches the conversion of each service and config entry so that
-// the watcher, which changes a few services at a time, rebuilds only those.
+// builder caches the conversion of each service and config entry, and the
+// last snapshot it assembled, so that the watcher, which changes a few
+// services at a time, rebuilds only what changed: unchanged *mesh.Service
+// values are shared between consecutive snapshots (they are immutable).
 // It is owned by one goroutine (the watcher's event loop).
 type builder struct {
 	services map[string]*serviceParts
 	entries  map[mesh.EntryRef]*decodedEntry
+
+	// prev is the last snapshot assembled; changed holds, for each service
+	// changed since, its parts as prev saw them (nil: it was absent).
+	prev    *mesh.Snapshot
+	changed map[string]*serviceParts
+	// fronting maps a destination service to the proxy services with
+	// instances in front of it; proxyOwners maps a proxy ID to the proxy
+	// services that hold a proxy with that ID.
+	// Both are nearly always one name long.
+	fronting    map[string][]string
+	proxyOwners map[string][]string
 }
 
 func newBuilder() *builder {
 	return &builder{
-		services: map[string]*serviceParts{},
-		entries:  map[mesh.EntryRef]*decodedEntry{},
+		services:    map[string]*serviceParts{},
+		entries:     map[mesh.EntryRef]*decodedEntry{},
+		changed:     map[string]*serviceParts{},
+		fronting:    map[string][]string{},
+		proxyOwners: map[string][]string{},
 	}
 }
 
 // serviceParts is one service's converted instances. For a connect-proxy
-// service, proxies[i] describes instances[i].
+// service, proxies[i] describes instances[i] and dests lists the distinct
+// destination services.
 type serviceParts struct {
 	kind      mesh.ServiceKind
 	instances []mesh.Instance
 	proxies   []*mesh.Proxy
+	dests     []string
 }
 
 // setService converts one service's health entries; nil or empty entries
 // remove the service.
 func (b *builder) setService(name string, entries []*api.ServiceEntry) {
 	if len(entries) == 0 {
+		b.replace(name, nil)
+		return
+	}
+	b.replace(name, convertService(entries))
+}
+
+func (b *builder) removeService(name string) {
+	if _, ok := b.services[name]; ok {
+		b.replace(name, nil)
+	}
+}
+
+// replace swaps a service's parts and keeps the indexes current.
+func (b *builder) replace(name string, next *serviceParts) {
+	cur := b.services[name]
+	if _, ok := b.changed[name]; !ok && b.prev != nil {
+		// Before the first build everything is new: nothing to track.
+		b.changed[name] = cur
+	}
+	if cur != nil {
+		for _, d := range cur.dests {
+			unindex(b.fronting, d, name)
+		}
+		for _, px := range cur.proxies {
+			unindex(b.proxyOwners, px.ID, name)
+		}
+	}
+	if next == nil {
 		delete(b.services, name)
 		return
 	}
-	b.services[name] = convertService(entries)
+	b.services[name] = next
+	for _, d := range next.dests {
+		index(b.fronting, d, name)
+	}
+	for _, px := range next.proxies {
+		index(b.proxyOwners, px.ID, name)
+	}
 }
 
-func (b *builder) removeService(name string) { delete(b.services, name) }
+func index(m map[string][]string, key, name string) {
+	if !slices.Contains(m[key], name) {
+		m[key] = append(m[key], name)
+	}
+}
+
+func unindex(m map[string][]string, key, name string) {
+	list := slices.DeleteFunc(m[key], func(n string) bool { return n == name })
+	if len(list) == 0 {
+		delete(m, key)
+	} else {
+		m[key] = list
+	}
+}
 
 func convertService(entries []*api.ServiceEntry) *serviceParts {
-	sorted := make([]*api.ServiceEntry, 0, len(entries))
-	for _, e := range entries {
-		if e != nil && e.Service != nil && e.Node != nil {
-			sorted = append(sorted, e)
-		}
+	sorted := entries
+	if !slices.IsSortedFunc(entries, compareEntries) {
+		// Input is shared and must not be reordered in place.
+		sorted = slices.SortedFunc(slices.Values(entries), compareEntries)
 	}
-	slices.SortFunc(sorted, func(a, b *api.ServiceEntry) int {
-		return cmp.Or(cmp.Compare(a.Node.Node, b.Node.Node), cmp.Compare(a.Service.ID, b.Service.ID))
-	})
+	// Malformed entries sort first: skip them without touching Input.
+	for len(sorted) > 0 && !validEntry(sorted[0]) {
+		sorted = sorted[1:]
+	}
 	p := &serviceParts{instances: make([]mesh.Instance, len(sorted))}
 	for i, e := range sorted {
 		p.instances[i] = convertInstance(e)
@@ -96,11 +162,36 @@ func convertService(entries []*api.ServiceEntry) *serviceParts {
 	}
 	if p.kind == mesh.KindConnectProxy {
 		p.proxies = make([]*mesh.Proxy, len(sorted))
+		block := make([]mesh.Proxy, len(sorted))
 		for i, e := range sorted {
-			p.proxies[i] = convertProxy(e, &p.instances[i])
+			p.proxies[i] = &block[i]
+			convertProxy(&block[i], e, &p.instances[i])
+			if d := block[i].DestinationService; d != "" && !slices.Contains(p.dests, d) {
+				p.dests = append(p.dests, d)
+			}
 		}
 	}
 	return p
+}
+
+func validEntry(e *api.ServiceEntry) bool {
+	return e != nil && e.Service != nil && e.Node != nil
+}
+
+// compareEntries orders by (Node, ID); malformed entries first.
+func compareEntries(a, b *api.ServiceEntry) int {
+	va, vb := validEntry(a), validEntry(b)
+	if !va || !vb {
+		return cmp.Compare(boolInt(va), boolInt(vb))
+	}
+	return cmp.Or(cmp.Compare(a.Node.Node, b.Node.Node), cmp.Compare(a.Service.ID, b.Service.ID))
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func convertInstance(e *api.ServiceEntry) mesh.Instance {
@@ -145,8 +236,8 @@ func aggregateHealth(checks api.HealthChecks) mesh.Health {
 	}
 }
 
-func convertProxy(e *api.ServiceEntry, inst *mesh.Instance) *mesh.Proxy {
-	p := &mesh.Proxy{
+func convertProxy(p *mesh.Proxy, e *api.ServiceEntry, inst *mesh.Instance) {
+	*p = mesh.Proxy{
 		ID:      inst.ID,
 		Name:    inst.Service,
 		Node:    inst.Node,
@@ -156,7 +247,7 @@ func convertProxy(e *api.ServiceEntry, inst *mesh.Instance) *mesh.Proxy {
 	}
 	pc := e.Service.Proxy
 	if pc == nil {
-		return p
+		return
 	}
 	p.DestinationService = pc.DestinationServiceName
 	p.DestinationServiceID = pc.DestinationServiceID
@@ -180,47 +271,99 @@ func convertProxy(e *api.ServiceEntry, inst *mesh.Instance) *mesh.Proxy {
 			}
 		}
 	}
-	return p
 }
 
 // build assembles a snapshot from the cached service parts and the raw
-// config entries.
+// config entries: from scratch the first time, afterwards by copying the
+// previous snapshot's maps and redoing only the services that changed (and
+// those whose sidecars changed).
 func (b *builder) build(dc string, index uint64, entries map[mesh.EntryKind][]RawEntry, lastGood *mesh.Config) *mesh.Snapshot {
-	snap := &mesh.Snapshot{
-		Index:      index,
-		Datacenter: dc,
-		Services:   make(map[string]*mesh.Service, len(b.services)),
-		Proxies:    map[string]*mesh.Proxy{},
-		Config:     b.buildConfig(entries, lastGood),
+	snap := &mesh.Snapshot{Index: index, Datacenter: dc, Config: b.buildConfig(entries, lastGood)}
+	if b.prev == nil {
+		snap.Services = make(map[string]*mesh.Service, len(b.services))
+		snap.Proxies = make(map[string]*mesh.Proxy, len(b.proxyOwners))
+		block := make([]mesh.Service, 0, len(b.services))
+		for name, p := range b.services {
+			block = append(block, mesh.Service{Name: name, Kind: p.kind, Instances: p.instances, Sidecars: b.sidecars(name)})
+			snap.Services[name] = &block[len(block)-1]
+		}
+		for id := range b.proxyOwners {
+			snap.Proxies[id] = b.proxyWinner(id)
+		}
+		b.prev = snap
+		return snap
 	}
-	sidecars := map[string][]mesh.Instance{}
-	for name, p := range b.services {
-		snap.Services[name] = &mesh.Service{Name: name, Kind: p.kind, Instances: p.instances}
-		for i, px := range p.proxies {
-			if px.DestinationService != "" {
-				sidecars[px.DestinationService] = append(sidecars[px.DestinationService], p.instances[i])
+	snap.Services = maps.Clone(b.prev.Services)
+	snap.Proxies = maps.Clone(b.prev.Proxies)
+	affected := map[string]bool{}
+	proxyIDs := map[string]bool{}
+	for name, old := range b.changed {
+		affected[name] = true
+		for _, p := range []*serviceParts{old, b.services[name]} {
+			if p == nil {
+				continue
 			}
-			// Proxy IDs are unique per node only; should two nodes reuse
-			// one, the lowest node name wins so the result is deterministic.
-			if old, ok := snap.Proxies[px.ID]; !ok || px.Node < old.Node {
-				snap.Proxies[px.ID] = px
+			for _, d := range p.dests {
+				affected[d] = true
+			}
+			for _, px := range p.proxies {
+				proxyIDs[px.ID] = true
 			}
 		}
 	}
-	for dest, list := range sidecars {
-		svc := snap.Services[dest]
-		if svc == nil {
-			// A sidecar whose service is not (yet) registered: nothing to
-			// attach it to, it is still listed under its own name and in
-			// Proxies.
+	block := make([]mesh.Service, 0, len(affected))
+	for name := range affected {
+		p := b.services[name]
+		if p == nil {
+			delete(snap.Services, name)
 			continue
 		}
-		slices.SortFunc(list, func(a, b mesh.Instance) int {
-			return cmp.Or(cmp.Compare(a.Node, b.Node), cmp.Compare(a.ID, b.ID))
-		})
-		svc.Sidecars = list
+		block = append(block, mesh.Service{Name: name, Kind: p.kind, Instances: p.instances, Sidecars: b.sidecars(name)})
+		snap.Services[name] = &block[len(block)-1]
 	}
+	for id := range proxyIDs {
+		if px := b.proxyWinner(id); px != nil {
+			snap.Proxies[id] = px
+		} else {
+			delete(snap.Proxies, id)
+		}
+	}
+	b.prev = snap
+	clear(b.changed)
 	return snap
+}
+
+// sidecars lists the connect-proxy instances in front of dest, sorted by
+// (Node, ID).
+func (b *builder) sidecars(dest string) []mesh.Instance {
+	var list []mesh.Instance
+	for _, proxyService := range b.fronting[dest] {
+		p := b.services[proxyService]
+		for i, px := range p.proxies {
+			if px.DestinationService == dest {
+				list = append(list, p.instances[i])
+			}
+		}
+	}
+	slices.SortFunc(list, func(a, b mesh.Instance) int {
+		return cmp.Or(cmp.Compare(a.Node, b.Node), cmp.Compare(a.ID, b.ID))
+	})
+	return list
+}
+
+// proxyWinner returns the proxy with the given ID. Proxy IDs are unique per
+// node only: should two nodes reuse one, the lowest node name wins, so the
+// result is deterministic.
+func (b *builder) proxyWinner(id string) *mesh.Proxy {
+	var win *mesh.Proxy
+	for _, name := range b.proxyOwners[id] {
+		for _, px := range b.services[name].proxies {
+			if px.ID == id && (win == nil || px.Node < win.Node) {
+				win = px
+			}
+		}
+	}
+	return win
 }
 
 func nilIfEmpty(s []string) []string {
