@@ -73,88 +73,94 @@ func checkGolden(t *testing.T, name string, got []byte) {
 	}
 }
 
+// sidecarCase changes the fixture (testMesh) into one scenario.
+type sidecarCase struct {
+	name   string
+	change func(s *mesh.Snapshot)
+}
+
+// sidecarCases are the golden scenarios for ForSidecar (also fed to the
+// sidecar's decoder in TestSidecarDecoderAcceptsForSidecar).
+var sidecarCases = []sidecarCase{
+	{
+		name: "sidecar_http_upstream",
+		change: func(s *mesh.Snapshot) {
+			setProtocol(s, "web", "http")
+			setProtocol(s, "api", "http")
+		},
+	},
+	{
+		name:   "sidecar_tcp_upstream",
+		change: func(s *mesh.Snapshot) {},
+	},
+	{
+		name: "sidecar_http_upstream_from_proxy_defaults",
+		change: func(s *mesh.Snapshot) {
+			// web inherits http from proxy-defaults; api overrides it.
+			s.Config.ProxyDefaults = &mesh.ProxyDefaults{Protocol: "http", Config: map[string]string{"protocol": "http"}}
+			setProtocol(s, "api", "tcp")
+		},
+	},
+	{
+		name: "sidecar_upstream_without_sidecars",
+		change: func(s *mesh.Snapshot) {
+			proxy(s).Upstreams = []mesh.Upstream{{DestinationName: "db", LocalBindPort: 5432}}
+		},
+	},
+	{
+		name: "sidecar_no_upstreams",
+		change: func(s *mesh.Snapshot) {
+			proxy(s).Upstreams = nil
+			proxy(s).Address = ""
+			proxy(s).LocalServiceAddress = "127.0.0.2"
+		},
+	},
+	{
+		name: "sidecar_grpc_and_http2_upstreams",
+		change: func(s *mesh.Snapshot) {
+			setProtocol(s, "web", "grpc")
+			setProtocol(s, "api", "grpc")
+			setProtocol(s, "db", "http2")
+			proxy(s).Upstreams = append(proxy(s).Upstreams,
+				mesh.Upstream{DestinationName: "db", LocalBindAddress: "127.0.0.5", LocalBindPort: 9292})
+		},
+	},
+	{
+		name: "sidecar_unhealthy_instances_excluded",
+		change: func(s *mesh.Snapshot) {
+			api := s.Services["api"]
+			api.Sidecars = []mesh.Instance{
+				instance("api-sidecar-proxy", "api-1-sidecar-proxy", "node-2", "10.0.0.2", 21000, mesh.HealthPassing),
+				instance("api-sidecar-proxy", "api-2-sidecar-proxy", "node-3", "10.0.0.3", 21000, mesh.HealthWarning),
+				instance("api-sidecar-proxy", "api-3-sidecar-proxy", "node-6", "10.0.0.6", 21000, mesh.HealthCritical),
+				instance("api-sidecar-proxy", "api-4-sidecar-proxy", "node-7", "10.0.0.7", 21000, mesh.HealthMaintenance),
+			}
+		},
+	},
+	{
+		name: "sidecar_warning_instances_included",
+		change: func(s *mesh.Snapshot) {
+			s.Config.ServiceDefaults["api"] = &mesh.ServiceDefaults{Name: "api", Meta: map[string]string{IncludeWarningKey: "true"}}
+			api := s.Services["api"]
+			warn := instance("api-sidecar-proxy", "api-2-sidecar-proxy", "node-3", "10.0.0.3", 21000, mesh.HealthWarning)
+			warn.Weights = mesh.Weights{Passing: 10, Warning: 3}
+			pass := instance("api-sidecar-proxy", "api-1-sidecar-proxy", "node-2", "10.0.0.2", 21000, mesh.HealthPassing)
+			pass.Weights = mesh.Weights{Passing: 10, Warning: 3}
+			crit := instance("api-sidecar-proxy", "api-3-sidecar-proxy", "node-6", "10.0.0.6", 21000, mesh.HealthCritical)
+			api.Sidecars = []mesh.Instance{pass, warn, crit}
+		},
+	},
+	{
+		name: "sidecar_remote_datacenter_upstream",
+		change: func(s *mesh.Snapshot) {
+			proxy(s).Upstreams = append(proxy(s).Upstreams,
+				mesh.Upstream{DestinationName: "api", Datacenter: "dc2", LocalBindPort: 9192})
+		},
+	},
+}
+
 func TestForSidecarGolden(t *testing.T) {
-	tests := []struct {
-		name   string
-		change func(s *mesh.Snapshot)
-	}{
-		{
-			name: "sidecar_http_upstream",
-			change: func(s *mesh.Snapshot) {
-				setProtocol(s, "web", "http")
-				setProtocol(s, "api", "http")
-			},
-		},
-		{
-			name:   "sidecar_tcp_upstream",
-			change: func(s *mesh.Snapshot) {},
-		},
-		{
-			name: "sidecar_http_upstream_from_proxy_defaults",
-			change: func(s *mesh.Snapshot) {
-				// web inherits http from proxy-defaults; api overrides it.
-				s.Config.ProxyDefaults = &mesh.ProxyDefaults{Protocol: "http", Config: map[string]string{"protocol": "http"}}
-				setProtocol(s, "api", "tcp")
-			},
-		},
-		{
-			name: "sidecar_upstream_without_sidecars",
-			change: func(s *mesh.Snapshot) {
-				proxy(s).Upstreams = []mesh.Upstream{{DestinationName: "db", LocalBindPort: 5432}}
-			},
-		},
-		{
-			name: "sidecar_no_upstreams",
-			change: func(s *mesh.Snapshot) {
-				proxy(s).Upstreams = nil
-				proxy(s).Address = ""
-				proxy(s).LocalServiceAddress = "127.0.0.2"
-			},
-		},
-		{
-			name: "sidecar_grpc_and_http2_upstreams",
-			change: func(s *mesh.Snapshot) {
-				setProtocol(s, "web", "grpc")
-				setProtocol(s, "api", "grpc")
-				setProtocol(s, "db", "http2")
-				proxy(s).Upstreams = append(proxy(s).Upstreams,
-					mesh.Upstream{DestinationName: "db", LocalBindAddress: "127.0.0.5", LocalBindPort: 9292})
-			},
-		},
-		{
-			name: "sidecar_unhealthy_instances_excluded",
-			change: func(s *mesh.Snapshot) {
-				api := s.Services["api"]
-				api.Sidecars = []mesh.Instance{
-					instance("api-sidecar-proxy", "api-1-sidecar-proxy", "node-2", "10.0.0.2", 21000, mesh.HealthPassing),
-					instance("api-sidecar-proxy", "api-2-sidecar-proxy", "node-3", "10.0.0.3", 21000, mesh.HealthWarning),
-					instance("api-sidecar-proxy", "api-3-sidecar-proxy", "node-6", "10.0.0.6", 21000, mesh.HealthCritical),
-					instance("api-sidecar-proxy", "api-4-sidecar-proxy", "node-7", "10.0.0.7", 21000, mesh.HealthMaintenance),
-				}
-			},
-		},
-		{
-			name: "sidecar_warning_instances_included",
-			change: func(s *mesh.Snapshot) {
-				s.Config.ServiceDefaults["api"] = &mesh.ServiceDefaults{Name: "api", Meta: map[string]string{IncludeWarningKey: "true"}}
-				api := s.Services["api"]
-				warn := instance("api-sidecar-proxy", "api-2-sidecar-proxy", "node-3", "10.0.0.3", 21000, mesh.HealthWarning)
-				warn.Weights = mesh.Weights{Passing: 10, Warning: 3}
-				pass := instance("api-sidecar-proxy", "api-1-sidecar-proxy", "node-2", "10.0.0.2", 21000, mesh.HealthPassing)
-				pass.Weights = mesh.Weights{Passing: 10, Warning: 3}
-				crit := instance("api-sidecar-proxy", "api-3-sidecar-proxy", "node-6", "10.0.0.6", 21000, mesh.HealthCritical)
-				api.Sidecars = []mesh.Instance{pass, warn, crit}
-			},
-		},
-		{
-			name: "sidecar_remote_datacenter_upstream",
-			change: func(s *mesh.Snapshot) {
-				proxy(s).Upstreams = append(proxy(s).Upstreams,
-					mesh.Upstream{DestinationName: "api", Datacenter: "dc2", LocalBindPort: 9192})
-			},
-		},
-	}
-	for _, tt := range tests {
+	for _, tt := range sidecarCases {
 		t.Run(tt.name, func(t *testing.T) {
 			snap := testMesh()
 			tt.change(snap)
