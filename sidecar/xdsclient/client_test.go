@@ -1,0 +1,347 @@
+package xdsclient_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/goleak"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/seed-a778acb4/consulate/sidecar/config"
+	dt "github.com/seed-a778acb4/consulate/sidecar/decode/decodetest"
+	"github.com/seed-a778acb4/consulate/sidecar/xdsclient"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+const nodeID = "web-1-sidecar-proxy"
+
+// meshSnapshot is the shape a sidecar receives: a public HTTP listener
+// routed to an EDS cluster, and an outbound TCP listener to a static one.
+func meshSnapshot(t *testing.T, version string, webPorts ...uint32) *cachev3.Snapshot {
+	t.Helper()
+	eps := make([]dt.HostPort, 0, len(webPorts))
+	for _, p := range webPorts {
+		eps = append(eps, dt.HostPort{Host: "127.0.0.1", Port: p})
+	}
+	return snapshot(t, version, map[string][]types.Resource{
+		resourcev3.ListenerType: {
+			dt.HTTPListener("public", "127.0.0.1", 21000, "web"),
+			dt.TCPListener("db", "127.0.0.1", 9191, "db"),
+		},
+		resourcev3.RouteType:    {dt.Route("web", "web")},
+		resourcev3.ClusterType:  {dt.EDSCluster("web"), dt.StaticCluster("db", dt.HostPort{Host: "127.0.0.1", Port: 5432})},
+		resourcev3.EndpointType: {dt.CLA("web", eps...)},
+	})
+}
+
+func snapshot(t *testing.T, version string, res map[string][]types.Resource) *cachev3.Snapshot {
+	t.Helper()
+	snap, err := cachev3.NewSnapshot(version, res)
+	if err != nil {
+		t.Fatalf("NewSnapshot: %v", err)
+	}
+	return snap
+}
+
+// wantMesh is meshSnapshot decoded.
+func wantMesh(webPorts ...string) *config.Config {
+	web := &config.Cluster{
+		Name: "web", ConnectTimeout: time.Second, LeastRequestChoiceCount: 2,
+		RingHashMinSize: 1024, RingHashMaxSize: 8 << 20, MaglevTableSize: 65537, HealthyPanicThreshold: 50,
+		CircuitBreakers: config.CircuitBreakers{MaxConnections: 1024, MaxPendingRequests: 1024, MaxRequests: 1024, MaxRetries: 3},
+		EDSServiceName:  "web",
+	}
+	for _, p := range webPorts {
+		web.Endpoints = append(web.Endpoints, config.Endpoint{Address: "127.0.0.1:" + p, Weight: 1, Health: config.HealthHealthy})
+	}
+	db := *web
+	db.Name, db.ConnectTimeout, db.EDSServiceName = "db", 5*time.Second, ""
+	db.Endpoints = []config.Endpoint{{Address: "127.0.0.1:5432", Weight: 1, Health: config.HealthHealthy}}
+	return &config.Config{
+		Listeners: map[string]*config.Listener{
+			"public": {Name: "public", Address: "127.0.0.1:21000", PerConnectionBufferLimitBytes: 1 << 20,
+				HTTP: &config.HTTPConnectionManager{StatPrefix: "web", RouteConfigName: "web", StreamIdleTimeout: 5 * time.Minute, GenerateRequestID: true}},
+			"db": {Name: "db", Address: "127.0.0.1:9191", PerConnectionBufferLimitBytes: 1 << 20,
+				TCP: &config.TCPProxy{StatPrefix: "db", Cluster: "db", IdleTimeout: time.Hour}},
+		},
+		Routes: map[string]*config.RouteConfig{"web": {Name: "web", VirtualHosts: []*config.VirtualHost{{
+			Name: "web", Domains: []string{"*"},
+			Routes: []*config.Route{{
+				Match:   config.RouteMatch{Kind: config.PathPrefix, Path: "/", CaseSensitive: true},
+				Forward: &config.RouteAction{Cluster: "web", Timeout: 15 * time.Second},
+			}},
+		}}}},
+		Clusters: map[string]*config.Cluster{"web": web, "db": &db},
+	}
+}
+
+var ignoreVersions = cmpopts.IgnoreFields(config.Config{}, "Versions")
+
+// harness runs a client against cp and collects applied configs.
+type harness struct {
+	client  *xdsclient.Client
+	applied chan *config.Config
+	reg     *prometheus.Registry
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+func startClient(t *testing.T, p xdsclient.Protocol, addr string, apply func(*config.Config) error) *harness {
+	t.Helper()
+	h := &harness{applied: make(chan *config.Config, 64), reg: prometheus.NewRegistry(), done: make(chan struct{})}
+	c, err := xdsclient.New(xdsclient.Options{
+		NodeID: nodeID, ControlPlane: addr, Protocol: p,
+		Logger: zaptest.NewLogger(t), Registerer: h.reg,
+		BackoffBase: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
+		Apply: func(_ context.Context, cfg *config.Config) error {
+			if apply != nil {
+				if err := apply(cfg); err != nil {
+					return err
+				}
+			}
+			h.applied <- cfg
+			return nil
+		},
+	})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	h.client = c
+	ctx, cancel := context.WithCancel(t.Context())
+	h.cancel = cancel
+	go func() {
+		defer close(h.done)
+		if err := c.Run(ctx); err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	t.Cleanup(h.stop)
+	return h
+}
+
+func (h *harness) stop() {
+	h.cancel()
+	<-h.done
+}
+
+// next returns the next applied config or fails after d.
+func (h *harness) next(t *testing.T, d time.Duration) *config.Config {
+	t.Helper()
+	select {
+	case cfg := <-h.applied:
+		return cfg
+	case <-time.After(d):
+		t.Fatalf("no config applied within %s", d)
+		return nil
+	}
+}
+
+// gauge reads a gauge from the registry.
+func (h *harness) gauge(t *testing.T, name string) float64 {
+	t.Helper()
+	mfs, err := h.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("metric %s not found", name)
+	return 0
+}
+
+var protocols = []xdsclient.Protocol{xdsclient.Delta, xdsclient.SotW}
+
+func TestFullConfigAndUpdate(t *testing.T) {
+	for _, p := range protocols {
+		t.Run(string(p), func(t *testing.T) {
+			cp := startControlPlane(t, "127.0.0.1:0")
+			cp.set(nodeID, meshSnapshot(t, "v1", 8080))
+			h := startClient(t, p, cp.addr, nil)
+
+			got := h.next(t, 10*time.Second)
+			if diff := cmp.Diff(wantMesh("8080"), got, ignoreVersions); diff != "" {
+				t.Fatalf("first config (-want +got):\n%s", diff)
+			}
+			if !h.client.Ready() || h.client.Current() != got {
+				t.Fatalf("Ready=%v, Current is the applied config=%v", h.client.Ready(), h.client.Current() == got)
+			}
+			if p == xdsclient.SotW {
+				if v := got.Versions[xdsclient.ListenerType]; v != "v1" {
+					t.Errorf("listener version = %q, want v1", v)
+				}
+			}
+
+			// An endpoint change swaps in a new complete config.
+			cp.set(nodeID, meshSnapshot(t, "v2", 8080, 8081))
+			got = h.next(t, 10*time.Second)
+			if diff := cmp.Diff(wantMesh("8080", "8081"), got, ignoreVersions); diff != "" {
+				t.Fatalf("updated config (-want +got):\n%s", diff)
+			}
+			if h.client.Current() != got {
+				t.Errorf("Current is not the updated config")
+			}
+			if a := h.client.Applied(); len(a.Resources[xdsclient.ListenerType]) != 2 {
+				t.Errorf("Applied resources: %d listeners, want 2", len(a.Resources[xdsclient.ListenerType]))
+			}
+		})
+	}
+}
+
+func TestUnsupportedFieldIsNACKedAndOldConfigStays(t *testing.T) {
+	for _, p := range protocols {
+		t.Run(string(p), func(t *testing.T) {
+			cp := startControlPlane(t, "127.0.0.1:0")
+			cp.set(nodeID, meshSnapshot(t, "v1", 8080))
+			h := startClient(t, p, cp.addr, nil)
+			good := h.next(t, 10*time.Second)
+
+			// Same endpoints; only the web cluster gains a field we do not implement.
+			badWeb := dt.EDSCluster("web")
+			badWeb.TransportSocket = &corev3.TransportSocket{Name: "envoy.transport_sockets.tls"}
+			cp.set(nodeID, snapshot(t, "v2", map[string][]types.Resource{
+				resourcev3.ListenerType: {dt.HTTPListener("public", "127.0.0.1", 21000, "web"), dt.TCPListener("db", "127.0.0.1", 9191, "db")},
+				resourcev3.RouteType:    {dt.Route("web", "web")},
+				resourcev3.ClusterType:  {badWeb, dt.StaticCluster("db", dt.HostPort{Host: "127.0.0.1", Port: 5432})},
+				resourcev3.EndpointType: {dt.CLA("web", dt.HostPort{Host: "127.0.0.1", Port: 8080})},
+			}))
+			const want = `cluster "web": field transport_socket is not supported`
+			waitFor(t, "a NACK naming the field", 10*time.Second, func() bool {
+				for _, n := range cp.NACKs() {
+					if strings.Contains(n, want) {
+						return true
+					}
+				}
+				return false
+			})
+			if h.client.Current() != good {
+				t.Fatalf("config changed after a rejected update")
+			}
+			select {
+			case cfg := <-h.applied:
+				t.Fatalf("a config was applied after the NACK: %v", cfg.Versions)
+			default:
+			}
+
+			// The control plane fixes it: the client is not stuck.
+			cp.set(nodeID, meshSnapshot(t, "v3", 8082))
+			got := h.next(t, 10*time.Second)
+			if diff := cmp.Diff(wantMesh("8082"), got, ignoreVersions); diff != "" {
+				t.Fatalf("config after the fix (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestApplyErrorIsNACKed(t *testing.T) {
+	for _, p := range protocols {
+		t.Run(string(p), func(t *testing.T) {
+			cp := startControlPlane(t, "127.0.0.1:0")
+			cp.set(nodeID, meshSnapshot(t, "v1", 8080))
+			h := startClient(t, p, cp.addr, func(cfg *config.Config) error {
+				if len(cfg.Clusters["web"].Endpoints) > 1 {
+					return errors.New("listener public: address in use")
+				}
+				return nil
+			})
+			good := h.next(t, 10*time.Second)
+			cp.set(nodeID, meshSnapshot(t, "v2", 8080, 8081))
+			waitFor(t, "a NACK with the apply error", 10*time.Second, func() bool {
+				for _, n := range cp.NACKs() {
+					if strings.Contains(n, "applying config: listener public: address in use") {
+						return true
+					}
+				}
+				return false
+			})
+			if h.client.Current() != good {
+				t.Fatalf("config changed after the apply callback refused it")
+			}
+		})
+	}
+}
+
+func TestNotReadyUntilComplete(t *testing.T) {
+	for _, p := range protocols {
+		t.Run(string(p), func(t *testing.T) {
+			cp := startControlPlane(t, "127.0.0.1:0")
+			// The listener names a route configuration that does not exist
+			// yet: the client must wait (Envoy's warming) and stay unready.
+			cp.set(nodeID, snapshot(t, "v1", map[string][]types.Resource{
+				resourcev3.ListenerType: {dt.HTTPListener("public", "127.0.0.1", 21000, "web")},
+				resourcev3.ClusterType:  {dt.StaticCluster("web", dt.HostPort{Host: "127.0.0.1", Port: 8080})},
+			}))
+			h := startClient(t, p, cp.addr, nil)
+			waitFor(t, "the stream to connect", 10*time.Second, func() bool {
+				return h.gauge(t, "consulate_sidecar_xds_connected") == 1
+			})
+			select {
+			case <-h.applied:
+				t.Fatalf("config applied while the route configuration is missing")
+			case <-time.After(300 * time.Millisecond):
+			}
+			if h.client.Ready() || h.client.Current() != nil {
+				t.Fatalf("Ready before the first complete config")
+			}
+			cp.set(nodeID, snapshot(t, "v2", map[string][]types.Resource{
+				resourcev3.ListenerType: {dt.HTTPListener("public", "127.0.0.1", 21000, "web")},
+				resourcev3.RouteType:    {dt.Route("web", "web")},
+				resourcev3.ClusterType:  {dt.StaticCluster("web", dt.HostPort{Host: "127.0.0.1", Port: 8080})},
+			}))
+			got := h.next(t, 10*time.Second)
+			if got.Routes["web"] == nil {
+				t.Fatalf("complete config without its route configuration: %v", got.Routes)
+			}
+			// Apply runs before the config is published.
+			waitFor(t, "Ready", 5*time.Second, h.client.Ready)
+			if v := h.gauge(t, "consulate_sidecar_xds_ready"); v != 1 {
+				t.Errorf("ready gauge = %v, want 1", v)
+			}
+		})
+	}
+}
+
+func TestReconnectKeepsLastConfig(t *testing.T) {
+	for _, p := range protocols {
+		t.Run(string(p), func(t *testing.T) {
+			cp := startControlPlane(t, "127.0.0.1:0")
+			addr := cp.addr
+			cp.set(nodeID, meshSnapshot(t, "v1", 8080))
+			h := startClient(t, p, addr, nil)
+			first := h.next(t, 10*time.Second)
+
+			cp.stop()
+			waitFor(t, "the client to notice the disconnect", 10*time.Second, func() bool {
+				return h.gauge(t, "consulate_sidecar_xds_connected") == 0
+			})
+			// Static stability: while the control plane is away the last
+			// good config keeps serving.
+			time.Sleep(300 * time.Millisecond) // a few reconnect attempts
+			if h.client.Current() != first || !h.client.Ready() {
+				t.Fatalf("lost the last good config while the control plane was away")
+			}
+
+			cp2 := startControlPlane(t, addr)
+			cp2.set(nodeID, meshSnapshot(t, "v9", 9090))
+			got := h.next(t, 15*time.Second)
+			if diff := cmp.Diff(wantMesh("9090"), got, ignoreVersions); diff != "" {
+				t.Fatalf("config from the restarted control plane (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

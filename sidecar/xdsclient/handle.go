@@ -1,0 +1,127 @@
+package xdsclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"time"
+
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+)
+
+// update is one response, protocol-neutral.
+type update struct {
+	typeURL string
+	version string
+	nonce   string
+	// full: the response holds the whole set of its type, so absent
+	// resources are removed (SotW listeners and clusters).
+	full      bool
+	resources []wireResource
+	removed   []string
+}
+
+// wireResource is one resource as received. name and version are set by
+// Delta only.
+type wireResource struct {
+	name    string
+	version string
+	any     *anypb.Any
+}
+
+// handle applies u to st. It returns the new store, or the unchanged store
+// and the NACK error. When the new store is complete it is applied and
+// published; last is the store behind the published config.
+func (c *Client) handle(ctx context.Context, st *store, u *update, last **store) (*store, error) {
+	next := make(map[string]*resource, len(st.byType[u.typeURL])+len(u.resources))
+	if !u.full {
+		maps.Copy(next, st.byType[u.typeURL])
+	}
+	var errs []error
+	seen := make(map[string]bool, len(u.resources))
+	for _, w := range u.resources {
+		r, err := decodeResource(u.typeURL, w.name, w.any)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if seen[r.name] {
+			errs = append(errs, fmt.Errorf("%s %q: duplicate resource name in one response", shortType(u.typeURL), r.name))
+			continue
+		}
+		seen[r.name] = true
+		r.version = w.version
+		if r.version == "" {
+			r.version = u.version
+		}
+		next[r.name] = r
+	}
+	if len(errs) > 0 {
+		return st, errors.Join(errs...)
+	}
+	for _, name := range u.removed {
+		delete(next, name)
+	}
+	cand := st.with(u.typeURL, next, u.version).prune()
+	cfg, missing := cand.build()
+	if cfg == nil {
+		c.log.Info("xds update accepted, waiting for referenced resources",
+			zap.String("type", shortType(u.typeURL)), zap.String("version", u.version),
+			zap.Strings("missing", firstN(missing, 10)), zap.Int("missing_count", len(missing)))
+		return cand, nil
+	}
+	if *last != nil && sameResources(*last, cand) {
+		// Same content (e.g. after a reconnect): keep the running config.
+		if prev := c.applied.Load(); prev != nil {
+			c.publish(&Applied{Config: prev.Config, Resources: cand.dump(), Versions: maps.Clone(cand.versions), At: prev.At})
+			*last = cand
+			return cand, nil
+		}
+	}
+	if c.opts.Apply != nil {
+		if err := c.opts.Apply(ctx, cfg); err != nil {
+			return st, fmt.Errorf("applying config: %w", err)
+		}
+	}
+	c.publish(&Applied{Config: cfg, Resources: cand.dump(), Versions: maps.Clone(cand.versions), At: time.Now()})
+	*last = cand
+	c.m.applied.Inc()
+	c.log.Info("config applied",
+		zap.String("trigger_type", shortType(u.typeURL)), zap.Any("versions", cand.versions),
+		zap.Int("listeners", len(cfg.Listeners)), zap.Int("routes", len(cfg.Routes)), zap.Int("clusters", len(cfg.Clusters)))
+	return cand, nil
+}
+
+func (c *Client) publish(a *Applied) {
+	if c.applied.Swap(a) == nil {
+		c.m.ready.Set(1)
+		c.log.Info("first complete config applied, ready")
+	}
+}
+
+// sameResources reports whether a and b hold equal resources of every type.
+func sameResources(a, b *store) bool {
+	for _, t := range typeOrder {
+		ra, rb := a.byType[t], b.byType[t]
+		if len(ra) != len(rb) {
+			return false
+		}
+		for name, x := range ra {
+			y, ok := rb[name]
+			if !ok || !proto.Equal(x.msg, y.msg) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func firstN(s []string, n int) []string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}

@@ -1,0 +1,277 @@
+package xdsclient
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/seed-a778acb4/consulate/sidecar/config"
+	"github.com/seed-a778acb4/consulate/sidecar/decode"
+)
+
+// Type URLs of the four resource kinds the sidecar consumes.
+const (
+	ListenerType = "type.googleapis.com/envoy.config.listener.v3.Listener"
+	RouteType    = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
+	ClusterType  = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+	EndpointType = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+)
+
+// typeOrder is the order types are subscribed in, as Envoy does (CDS before
+// EDS, LDS before RDS).
+var typeOrder = []string{ClusterType, EndpointType, ListenerType, RouteType}
+
+// shortType names a type URL in logs and metric labels.
+func shortType(typeURL string) string {
+	switch typeURL {
+	case ListenerType:
+		return "listener"
+	case RouteType:
+		return "route"
+	case ClusterType:
+		return "cluster"
+	case EndpointType:
+		return "endpoint"
+	}
+	return typeURL
+}
+
+// resource is one decoded xDS resource; exactly one decoded field is set,
+// matching its type.
+type resource struct {
+	name    string
+	version string
+	msg     proto.Message
+
+	listener  *config.Listener
+	route     *config.RouteConfig
+	cluster   *config.Cluster
+	endpoints []config.Endpoint
+}
+
+// decodeResource unpacks and decodes one resource of typeURL. name, when
+// not empty, is the name the server gave (Delta) and must match.
+func decodeResource(typeURL, name string, a *anypb.Any) (*resource, error) {
+	if a.GetTypeUrl() != typeURL {
+		return nil, fmt.Errorf("%s resource %q: type %q does not match the response type", shortType(typeURL), name, a.GetTypeUrl())
+	}
+	r := &resource{}
+	var err error
+	switch typeURL {
+	case ListenerType:
+		m := &listenerv3.Listener{}
+		if err = a.UnmarshalTo(m); err == nil {
+			r.name, r.msg = m.GetName(), m
+			r.listener, err = decode.Listener(m)
+		}
+	case RouteType:
+		m := &routev3.RouteConfiguration{}
+		if err = a.UnmarshalTo(m); err == nil {
+			r.name, r.msg = m.GetName(), m
+			r.route, err = decode.RouteConfiguration(m)
+		}
+	case ClusterType:
+		m := &clusterv3.Cluster{}
+		if err = a.UnmarshalTo(m); err == nil {
+			r.name, r.msg = m.GetName(), m
+			r.cluster, err = decode.Cluster(m)
+		}
+	case EndpointType:
+		m := &endpointv3.ClusterLoadAssignment{}
+		if err = a.UnmarshalTo(m); err == nil {
+			r.name, r.msg = m.GetClusterName(), m
+			r.endpoints, err = decode.ClusterLoadAssignment(m)
+		}
+	default:
+		return nil, fmt.Errorf("type %q is not supported", typeURL)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if name != "" && name != r.name {
+		return nil, fmt.Errorf("%s resource %q: the resource is named %q", shortType(typeURL), name, r.name)
+	}
+	return r, nil
+}
+
+// store is the client's view of the resources on the current stream.
+// It is replaced (copy on write per type), never mutated in place, so a
+// rejected update can be dropped by keeping the old store.
+type store struct {
+	byType   map[string]map[string]*resource
+	versions map[string]string // type URL → version_info / system_version_info
+}
+
+func newStore() *store {
+	s := &store{byType: make(map[string]map[string]*resource), versions: make(map[string]string)}
+	for _, t := range typeOrder {
+		s.byType[t] = make(map[string]*resource)
+	}
+	return s
+}
+
+// with returns a copy of s in which typeURL's resources are res and its
+// version is version.
+func (s *store) with(typeURL string, res map[string]*resource, version string) *store {
+	n := &store{byType: maps.Clone(s.byType), versions: maps.Clone(s.versions)}
+	n.byType[typeURL] = res
+	n.versions[typeURL] = version
+	return n
+}
+
+// wanted returns the route configuration names the listeners use and the
+// load assignment names the EDS clusters use, sorted.
+func (s *store) wanted() (routes, endpoints []string) {
+	rs, es := map[string]bool{}, map[string]bool{}
+	for _, r := range s.byType[ListenerType] {
+		if h := r.listener.HTTP; h != nil && h.RouteConfigName != "" {
+			rs[h.RouteConfigName] = true
+		}
+	}
+	for _, r := range s.byType[ClusterType] {
+		if n := r.cluster.EDSServiceName; n != "" {
+			es[n] = true
+		}
+	}
+	return sortedKeys(rs), sortedKeys(es)
+}
+
+// prune drops route configurations and load assignments nobody references
+// any more (an unsubscribed resource is forgotten, as in Envoy).
+func (s *store) prune() *store {
+	routes, eps := s.wanted()
+	n := s
+	for typeURL, keep := range map[string][]string{RouteType: routes, EndpointType: eps} {
+		cur := n.byType[typeURL]
+		if len(cur) == 0 {
+			continue
+		}
+		var dropped bool
+		next := make(map[string]*resource, len(keep))
+		for name, r := range cur {
+			if slices.Contains(keep, name) {
+				next[name] = r
+			} else {
+				dropped = true
+			}
+		}
+		if dropped {
+			n = n.with(typeURL, next, n.versions[typeURL])
+		}
+	}
+	return n
+}
+
+// build returns the complete config, or nil and what is still missing
+// (as "route \"x\"", "cluster \"y\"", ...) when some referenced resource
+// has not arrived. LDS and CDS must each have been answered once.
+func (s *store) build() (*config.Config, []string) {
+	var missing []string
+	for _, t := range []string{ListenerType, ClusterType} {
+		if _, ok := s.versions[t]; !ok {
+			missing = append(missing, shortType(t)+"s (no response yet)")
+		}
+	}
+	cfg := &config.Config{
+		Versions:  maps.Clone(s.versions),
+		Listeners: make(map[string]*config.Listener, len(s.byType[ListenerType])),
+		Routes:    make(map[string]*config.RouteConfig, len(s.byType[RouteType])),
+		Clusters:  make(map[string]*config.Cluster, len(s.byType[ClusterType])),
+	}
+	for name, r := range s.byType[ClusterType] {
+		c := r.cluster
+		if c.EDSServiceName != "" {
+			eps, ok := s.byType[EndpointType][c.EDSServiceName]
+			if !ok {
+				missing = append(missing, fmt.Sprintf("endpoint %q", c.EDSServiceName))
+				continue
+			}
+			withEndpoints := *c
+			withEndpoints.Endpoints = eps.endpoints
+			c = &withEndpoints
+		}
+		cfg.Clusters[name] = c
+	}
+	needCluster := func(name string) {
+		if _, ok := s.byType[ClusterType][name]; !ok {
+			missing = append(missing, fmt.Sprintf("cluster %q", name))
+		}
+	}
+	needClusters := func(rc *config.RouteConfig) {
+		for _, vh := range rc.VirtualHosts {
+			for _, rt := range vh.Routes {
+				if f := rt.Forward; f != nil {
+					if f.Cluster != "" {
+						needCluster(f.Cluster)
+					}
+					for _, wc := range f.WeightedClusters {
+						needCluster(wc.Name)
+					}
+				}
+			}
+		}
+	}
+	for name, r := range s.byType[ListenerType] {
+		l := r.listener
+		cfg.Listeners[name] = l
+		switch {
+		case l.TCP != nil:
+			needCluster(l.TCP.Cluster)
+		case l.HTTP.Inline != nil:
+			needClusters(l.HTTP.Inline)
+		default:
+			rr, ok := s.byType[RouteType][l.HTTP.RouteConfigName]
+			if !ok {
+				missing = append(missing, fmt.Sprintf("route %q", l.HTTP.RouteConfigName))
+				continue
+			}
+			cfg.Routes[rr.name] = rr.route
+			needClusters(rr.route)
+		}
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		return nil, slices.Compact(missing)
+	}
+	return cfg, nil
+}
+
+// dump returns the raw resources by type URL, sorted by name.
+func (s *store) dump() map[string][]proto.Message {
+	out := make(map[string][]proto.Message, len(s.byType))
+	for t, res := range s.byType {
+		names := sortedKeys(res)
+		msgs := make([]proto.Message, 0, len(names))
+		for _, n := range names {
+			msgs = append(msgs, res[n].msg)
+		}
+		out[t] = msgs
+	}
+	return out
+}
+
+// resourceVersions returns name → version for one type.
+func (s *store) resourceVersions(typeURL string) map[string]string {
+	out := make(map[string]string, len(s.byType[typeURL]))
+	for n, r := range s.byType[typeURL] {
+		out[n] = r.version
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
