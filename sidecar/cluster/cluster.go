@@ -185,7 +185,9 @@ func selectHosts(cfg *config.Cluster) []bool {
 		if healthy+degraded == 0 {
 			p = levels[0] // nothing available anywhere: panic on P0
 		}
-		panicMode := float64(healthy+degraded)*100 < cfg.HealthyPanicThreshold*float64(total) || healthy+degraded == 0
+		// Envoy: panic when (healthy + degraded) / total < threshold; a
+		// threshold of 0 disables it.
+		panicMode := float64(healthy+degraded)*100 < cfg.HealthyPanicThreshold*float64(total)
 		for i, ep := range cfg.Endpoints {
 			if ep.Priority != p {
 				continue

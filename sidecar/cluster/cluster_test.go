@@ -210,6 +210,18 @@ func TestHostSelection(t *testing.T) {
 			want:      []string{"a:1", "b:1", "c:1"},
 		},
 		{
+			name:      "all unhealthy, panic disabled: nothing available",
+			panicPct:  0,
+			endpoints: []config.Endpoint{ep("a:1", config.HealthUnhealthy, 0), ep("b:1", config.HealthDraining, 0)},
+			want:      nil,
+		},
+		{
+			name:      "all unhealthy with the default threshold: panic",
+			panicPct:  50,
+			endpoints: []config.Endpoint{ep("a:1", config.HealthUnhealthy, 0), ep("b:1", config.HealthDraining, 0)},
+			want:      []string{"a:1", "b:1"},
+		},
+		{
 			name:      "at the threshold no panic",
 			panicPct:  50,
 			endpoints: []config.Endpoint{ep("a:1", config.HealthHealthy, 0), ep("b:1", config.HealthUnhealthy, 0)},

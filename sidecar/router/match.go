@@ -175,3 +175,7 @@ func (s *stringMatcher) matches(v string) bool {
 	}
 	return false
 }
+
+// QueryValue returns the first value of the query parameter name in a raw
+// query string (decoded), as the route matcher sees it.
+func QueryValue(query, name string) (string, bool) { return queryValue(query, name) }

@@ -1,0 +1,38 @@
+// Package proxy is the HTTP forwarding handler of an HTTP connection
+// manager listener: route (package router), pick a cluster and a host
+// (package cluster), forward with the host's pool, stream the response back,
+// log it (package accesslog) and count it (Prometheus).
+//
+// Concurrency contract. A Handler serves any number of requests at once.
+// Everything a request needs — route table, clusters, connection manager
+// settings — is in one immutable State read with a single atomic load at
+// the start of the request; Swap publishes a new State and requests already
+// running finish on the one they loaded (drain). The hot path takes no lock:
+// live counters are atomics, metrics children are cached per cluster and
+// status code in atomic pointers, copy buffers come from a sync.Pool.
+// Upgraded (WebSocket) connections are tracked so that Close can end them;
+// each upgraded connection uses one extra goroutine that ends when either
+// side closes or Close is called.
+//
+// Envoy semantics:
+//   - No virtual host or no route: 404, flag NR. A route naming an unknown
+//     cluster: 503 NC. No available host: 503 UH. max_requests reached:
+//     503 UO. Connect failure: 503 UF. Route timeout: 504 UT (the timeout
+//     covers the whole exchange from the start of the request). Upstream
+//     closed or reset before the response headers: 503 UC (HTTP/1.1) or
+//     UR (HTTP/2 stream reset). A malformed upstream response: 502 UPE.
+//     An error after the response started resets the downstream stream.
+//   - Hop-by-hop headers (RFC 9110 section 7.6.1 and those named in
+//     Connection) are removed both ways; "te: trailers" is kept for gRPC.
+//     x-forwarded-for gets the peer address appended when the connection
+//     manager has use_remote_address; x-forwarded-proto is set to the
+//     downstream scheme when absent or when use_remote_address is set;
+//     x-request-id is generated (UUIDv4) when absent and
+//     generate_request_id is on.
+//   - Header mutations apply per level in Envoy's order — weighted cluster,
+//     route, virtual host, route configuration — each level removing then
+//     adding, so the outermost level wins on overwrite.
+//   - Trailers (gRPC status) are forwarded; streaming responses are flushed
+//     as they arrive; Upgrade (WebSocket) requests are passed through on
+//     HTTP/1.1 upstreams.
+package proxy

@@ -1,0 +1,226 @@
+package proxy
+
+import (
+	"context"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/seed-a778acb4/consulate/sidecar/accesslog"
+	"github.com/seed-a778acb4/consulate/sidecar/cluster"
+	"github.com/seed-a778acb4/consulate/sidecar/config"
+	"github.com/seed-a778acb4/consulate/sidecar/router"
+)
+
+// State is everything one HTTP listener serves with. Immutable.
+type State struct {
+	Listener string
+	HCM      *config.HTTPConnectionManager
+	// Routes is nil when the listener's route configuration is unknown:
+	// every request then gets 404 NR.
+	Routes   *router.Table
+	Clusters cluster.Snapshot
+}
+
+// Handler forwards HTTP requests. See the package doc for its contract.
+type Handler struct {
+	state   atomic.Pointer[State]
+	log     *zap.Logger
+	access  *accesslog.Logger
+	metrics *Metrics
+
+	ctx      context.Context // canceled by Close: ends upgraded connections
+	cancel   context.CancelFunc
+	upgrades sync.WaitGroup
+}
+
+// NewHandler returns a handler serving st. access and metrics may be nil.
+func NewHandler(log *zap.Logger, access *accesslog.Logger, metrics *Metrics, st *State) *Handler {
+	h := &Handler{log: log, access: access, metrics: metrics}
+	h.ctx, h.cancel = context.WithCancel(context.Background())
+	h.state.Store(st)
+	return h
+}
+
+// Swap publishes a new state; requests in flight keep the old one.
+func (h *Handler) Swap(st *State) { h.state.Store(st) }
+
+// State returns the state new requests use.
+func (h *Handler) State() *State { return h.state.Load() }
+
+// Close ends upgraded (hijacked) connections and waits for their
+// goroutines. Regular requests are drained by the http.Server.
+func (h *Handler) Close() {
+	h.cancel()
+	h.upgrades.Wait()
+}
+
+// exchange is one request's working state. It lives on the stack of
+// ServeHTTP.
+type exchange struct {
+	h     *Handler
+	st    *State
+	w     http.ResponseWriter
+	r     *http.Request
+	entry accesslog.Entry
+	body  *countingBody
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ex := exchange{h: h, st: h.state.Load(), w: w, r: r}
+	ex.entry.Start = time.Now()
+	defer ex.finish()
+	ex.serve()
+}
+
+func (ex *exchange) serve() {
+	var vh *config.VirtualHost
+	var rt *config.Route
+	if ex.st.Routes != nil {
+		vh, rt = ex.st.Routes.Route(ex.r)
+	}
+	switch {
+	case rt == nil:
+		ex.localReply(http.StatusNotFound, accesslog.NoRouteFound, "")
+	case rt.DirectResponse != nil:
+		ex.mutateResponse(ex.w.Header(), vh, rt, nil)
+		dr := rt.DirectResponse
+		if len(dr.Body) > 0 && ex.w.Header().Get("Content-Type") == "" {
+			ex.w.Header().Set("Content-Type", "text/plain")
+		}
+		ex.w.Header().Set("Content-Length", strconv.Itoa(len(dr.Body)))
+		ex.w.WriteHeader(dr.Status)
+		n, _ := ex.w.Write(dr.Body)
+		ex.entry.Status, ex.entry.BytesSent = dr.Status, int64(n)
+	case rt.Redirect != nil:
+		ex.mutateResponse(ex.w.Header(), vh, rt, nil)
+		code := router.RedirectCode(rt.Redirect)
+		ex.w.Header().Set("Location", router.RedirectLocation(rt, ex.r))
+		ex.w.WriteHeader(code)
+		ex.entry.Status = code
+	case rt.Forward != nil:
+		ex.forward(vh, rt)
+	default:
+		ex.localReply(http.StatusNotFound, accesslog.NoRouteFound, "")
+	}
+}
+
+func (ex *exchange) forward(vh *config.VirtualHost, rt *config.Route) {
+	a := rt.Forward
+	name := a.Cluster
+	var wc *config.WeightedCluster
+	if len(a.WeightedClusters) > 0 {
+		if total := router.TotalWeight(a); total > 0 {
+			wc = &a.WeightedClusters[router.PickWeighted(a, rand.Uint32N(total))]
+			name = wc.Name
+		}
+	}
+	ex.entry.UpstreamCluster = name
+	c := ex.st.Clusters[name]
+	if c == nil {
+		ex.localReply(http.StatusServiceUnavailable, accesslog.NoClusterFound, "")
+		return
+	}
+	if !c.Acquire() {
+		ex.localReply(http.StatusServiceUnavailable, accesslog.UpstreamOverflow, "upstream overflow")
+		return
+	}
+	defer c.Release()
+	hash, hasHash := requestHash(a.HashPolicies, ex.r)
+	host := c.Pick(hash, hasHash)
+	if host == nil {
+		ex.localReply(http.StatusServiceUnavailable, accesslog.NoHealthyUpstream, "no healthy upstream")
+		return
+	}
+	ex.entry.UpstreamHost = host.Address
+	ex.entry.Attempts = 1
+	host.Begin()
+	defer host.End()
+
+	ctx := ex.r.Context()
+	if a.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, a.Timeout)
+		defer cancel()
+	}
+	out := ex.outbound(ctx, vh, rt, wc, host)
+	res, err := host.Transport().RoundTrip(out)
+	if err != nil {
+		code, flag, body := ex.classify(ctx, err)
+		ex.localReply(code, flag, body)
+		return
+	}
+	if res.StatusCode == http.StatusSwitchingProtocols {
+		ex.upgrade(res)
+		return
+	}
+	ex.respond(ctx, res, vh, rt, wc)
+}
+
+// classify maps an upstream error to Envoy's status and response flag.
+func (ex *exchange) classify(ctx context.Context, err error) (int, string, string) {
+	switch {
+	case ex.r.Context().Err() != nil:
+		return 0, accesslog.DownstreamConnTermination, ""
+	case ctx.Err() == context.DeadlineExceeded:
+		return http.StatusGatewayTimeout, accesslog.UpstreamRequestTimeout, "upstream request timeout"
+	case cluster.IsConnectError(err):
+		return http.StatusServiceUnavailable, accesslog.UpstreamConnectionFailure,
+			"upstream connect error or disconnect/reset before headers. reset reason: connection failure"
+	case isProtocolError(err):
+		return http.StatusBadGateway, accesslog.UpstreamProtocolError, "upstream protocol error"
+	case isStreamReset(err):
+		return http.StatusServiceUnavailable, accesslog.UpstreamRemoteReset,
+			"upstream connect error or disconnect/reset before headers. reset reason: remote reset"
+	}
+	return http.StatusServiceUnavailable, accesslog.UpstreamConnTermination,
+		"upstream connect error or disconnect/reset before headers. reset reason: connection termination"
+}
+
+// localReply answers from the proxy itself (Envoy's local reply).
+func (ex *exchange) localReply(code int, flag, body string) {
+	ex.entry.Status, ex.entry.Flags = code, flag
+	if code == 0 {
+		return // the downstream is gone
+	}
+	hdr := ex.w.Header()
+	if body != "" {
+		hdr.Set("Content-Type", "text/plain")
+	}
+	hdr.Set("Content-Length", strconv.Itoa(len(body)))
+	ex.w.WriteHeader(code)
+	n, _ := ex.w.Write([]byte(body))
+	ex.entry.BytesSent = int64(n)
+}
+
+func (ex *exchange) finish() {
+	e := &ex.entry
+	e.Duration = time.Since(e.Start)
+	if ex.body != nil {
+		e.BytesReceived = ex.body.n.Load()
+	}
+	if m := ex.h.metrics; m != nil {
+		name := e.UpstreamCluster
+		if name == "" {
+			name = "-"
+		}
+		cm := m.cluster(name)
+		cm.count(e.Status)
+		cm.latency.Observe(e.Duration.Seconds())
+	}
+	if !ex.h.access.Enabled() {
+		return
+	}
+	r := ex.r
+	e.Method, e.Authority, e.Path, e.Protocol, e.Listener = r.Method, r.Host, r.RequestURI, r.Proto, ex.st.Listener
+	if e.RequestID == "" {
+		e.RequestID = r.Header.Get("X-Request-Id")
+	}
+	ex.h.access.Log(e)
+}

@@ -1,0 +1,81 @@
+package proxy
+
+import (
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the data path's Prometheus metrics.
+type Metrics struct {
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	active   *prometheus.GaugeVec
+
+	clusters sync.Map // cluster name → *clusterMetrics
+}
+
+// NewMetrics registers the data path metrics on reg.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "consulate", Subsystem: "sidecar", Name: "upstream_requests_total",
+			Help: "Requests handled, by upstream cluster and response status code.",
+		}, []string{"cluster", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "consulate", Subsystem: "sidecar", Name: "request_duration_seconds",
+			Help:    "Time from request start to the end of the response, by upstream cluster.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"cluster"}),
+		active: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "consulate", Subsystem: "sidecar", Name: "downstream_connections_active",
+			Help: "Open downstream connections, by listener.",
+		}, []string{"listener"}),
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.active} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register sidecar metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// clusterMetrics caches the children of one cluster so that the hot path
+// does no label hashing and takes no lock after the first request.
+type clusterMetrics struct {
+	latency prometheus.Observer
+	codes   [600]atomic.Pointer[prometheus.Counter]
+	parent  *Metrics
+	name    string
+}
+
+func (m *Metrics) cluster(name string) *clusterMetrics {
+	if v, ok := m.clusters.Load(name); ok {
+		return v.(*clusterMetrics)
+	}
+	cm := &clusterMetrics{latency: m.latency.WithLabelValues(name), parent: m, name: name}
+	v, _ := m.clusters.LoadOrStore(name, cm)
+	return v.(*clusterMetrics)
+}
+
+func (cm *clusterMetrics) count(code int) {
+	if code < 0 || code >= len(cm.codes) {
+		cm.parent.requests.WithLabelValues(cm.name, strconv.Itoa(code)).Inc()
+		return
+	}
+	p := cm.codes[code].Load()
+	if p == nil {
+		c := cm.parent.requests.WithLabelValues(cm.name, strconv.Itoa(code))
+		cm.codes[code].Store(&c)
+		p = &c
+	}
+	(*p).Inc()
+}
+
+// Connections returns the active-connections gauge of a listener.
+func (m *Metrics) Connections(listener string) prometheus.Gauge {
+	return m.active.WithLabelValues(listener)
+}

@@ -1,0 +1,256 @@
+package proxy
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+
+	"github.com/seed-a778acb4/consulate/sidecar/cluster"
+	"github.com/seed-a778acb4/consulate/sidecar/config"
+	"github.com/seed-a778acb4/consulate/sidecar/router"
+)
+
+// hopByHop are the connection-scoped headers of RFC 9110 section 7.6.1
+// plus the legacy ones every proxy strips (Keep-Alive, Proxy-Connection).
+var hopByHop = []string{
+	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+}
+
+func isHopByHop(k string) bool {
+	for _, h := range hopByHop {
+		if k == h {
+			return true
+		}
+	}
+	return false
+}
+
+// copyHeader copies src into dst without hop-by-hop headers, including the
+// ones src's Connection header names. Value slices are shared: neither side
+// is modified in place afterwards (mutations replace slices).
+func copyHeader(dst, src http.Header) {
+	conn := src["Connection"]
+	for k, vs := range src {
+		if isHopByHop(k) || len(conn) > 0 && namedInConnection(conn, k) {
+			continue
+		}
+		dst[k] = vs
+	}
+}
+
+func namedInConnection(conn []string, k string) bool {
+	for _, v := range conn {
+		for tok := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), k) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func upgradeType(h http.Header) string {
+	if !headerHasToken(h["Connection"], "upgrade") {
+		return ""
+	}
+	return h.Get("Upgrade")
+}
+
+func headerHasToken(vs []string, token string) bool {
+	for _, v := range vs {
+		for tok := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// outbound builds the upstream request; the inbound one is not modified.
+func (ex *exchange) outbound(ctx context.Context, vh *config.VirtualHost, rt *config.Route, wc *config.WeightedCluster, host *cluster.Host) *http.Request {
+	r := ex.r
+	a := rt.Forward
+	path, query := router.SplitTarget(r)
+	if p, ok := ex.st.Routes.RewritePath(rt, path); ok {
+		path = p
+	}
+	out := r.WithContext(ctx)
+	u := &url.URL{Scheme: "http", Host: host.Address, RawQuery: query}
+	if strings.HasPrefix(path, "//") {
+		if p, err := url.PathUnescape(path); err == nil {
+			u.Path, u.RawPath = p, path
+		}
+	} else {
+		// Opaque sends the path exactly as received (no re-encoding).
+		u.Opaque = path
+	}
+	out.URL = u
+	out.RequestURI = ""
+	out.Close = false
+	out.Header = make(http.Header, len(r.Header)+4)
+	copyHeader(out.Header, r.Header)
+	if headerHasToken(r.Header["Te"], "trailers") {
+		out.Header["Te"] = []string{"trailers"} // gRPC needs it end to end
+	}
+	if up := upgradeType(r.Header); up != "" {
+		out.Header["Connection"] = []string{"Upgrade"}
+		out.Header["Upgrade"] = []string{up}
+	}
+	switch {
+	case a.HostRewriteLiteral != "":
+		out.Host = a.HostRewriteLiteral
+	case a.AutoHostRewrite:
+		out.Host = host.Address
+	}
+	hcm := ex.st.HCM
+	if hcm == nil {
+		hcm = &config.HTTPConnectionManager{}
+	}
+	if hcm.UseRemoteAddress {
+		if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+			if prior := out.Header["X-Forwarded-For"]; len(prior) > 0 {
+				ip = strings.Join(prior, ", ") + ", " + ip
+			}
+			out.Header["X-Forwarded-For"] = []string{ip}
+		}
+	}
+	if hcm.UseRemoteAddress || len(out.Header["X-Forwarded-Proto"]) == 0 {
+		if r.TLS != nil {
+			out.Header["X-Forwarded-Proto"] = []string{"https"}
+		} else {
+			out.Header["X-Forwarded-Proto"] = []string{"http"}
+		}
+	}
+	id := out.Header.Get("X-Request-Id")
+	if id == "" && hcm.GenerateRequestID {
+		id = newRequestID()
+		out.Header["X-Request-Id"] = []string{id}
+	}
+	ex.entry.RequestID = id
+	ex.mutateRequest(out.Header, vh, rt, wc)
+	if r.Body == nil || r.Body == http.NoBody {
+		out.Body, out.ContentLength = nil, 0
+	} else {
+		ex.body = &countingBody{rc: r.Body}
+		out.Body = ex.body
+	}
+	return out
+}
+
+// mutateRequest applies request header mutations, most specific level
+// first so that the route configuration level wins on overwrite (Envoy's
+// default, most_specific_header_mutations_wins false).
+func (ex *exchange) mutateRequest(h http.Header, vh *config.VirtualHost, rt *config.Route, wc *config.WeightedCluster) {
+	if wc != nil {
+		mutate(h, wc.RequestHeadersToRemove, wc.RequestHeadersToAdd)
+	}
+	mutate(h, rt.RequestHeadersToRemove, rt.RequestHeadersToAdd)
+	if vh != nil {
+		mutate(h, vh.RequestHeadersToRemove, vh.RequestHeadersToAdd)
+	}
+	if rc := ex.st.Routes.Config(); rc != nil {
+		mutate(h, rc.RequestHeadersToRemove, rc.RequestHeadersToAdd)
+	}
+}
+
+func (ex *exchange) mutateResponse(h http.Header, vh *config.VirtualHost, rt *config.Route, wc *config.WeightedCluster) {
+	if wc != nil {
+		mutate(h, wc.ResponseHeadersToRemove, wc.ResponseHeadersToAdd)
+	}
+	mutate(h, rt.ResponseHeadersToRemove, rt.ResponseHeadersToAdd)
+	if vh != nil {
+		mutate(h, vh.ResponseHeadersToRemove, vh.ResponseHeadersToAdd)
+	}
+	if rc := ex.st.Routes.Config(); rc != nil {
+		mutate(h, rc.ResponseHeadersToRemove, rc.ResponseHeadersToAdd)
+	}
+}
+
+// mutate removes, then adds (Envoy's HeaderParser order).
+func mutate(h http.Header, remove []string, add []config.HeaderValueOption) {
+	for _, k := range remove {
+		h.Del(k)
+	}
+	for _, o := range add {
+		k := http.CanonicalHeaderKey(o.Key)
+		if o.Append {
+			// Append to a fresh slice: value slices may be shared with
+			// the other side's header map.
+			vs := h[k]
+			h[k] = append(vs[:len(vs):len(vs)], o.Value)
+		} else {
+			h[k] = []string{o.Value}
+		}
+	}
+}
+
+// requestHash evaluates the route's hash policies as Envoy does: each
+// policy that yields a value is folded into the hash; a terminal one that
+// yields stops the evaluation.
+func requestHash(ps []config.HashPolicy, r *http.Request) (uint64, bool) {
+	var h uint64
+	have := false
+	for i := range ps {
+		p := &ps[i]
+		var v string
+		ok := false
+		switch {
+		case p.Header != "":
+			if vs := r.Header.Values(p.Header); len(vs) > 0 {
+				v, ok = strings.Join(vs, ","), true
+			}
+		case p.Cookie != "":
+			if c, err := r.Cookie(p.Cookie); err == nil {
+				v, ok = c.Value, true
+			}
+		case p.SourceIP:
+			if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+				v, ok = ip, true
+			}
+		case p.QueryParam != "":
+			_, query := router.SplitTarget(r)
+			v, ok = router.QueryValue(query, p.QueryParam)
+		}
+		if !ok {
+			continue
+		}
+		h = cluster.CombineHash(h, have, cluster.HashString(v))
+		have = true
+		if p.Terminal {
+			break
+		}
+	}
+	return h, have
+}
+
+// countingBody counts request body bytes. The transport may read it from
+// its own goroutine, hence the atomic.
+type countingBody struct {
+	rc io.ReadCloser
+	n  atomic.Int64
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	b.n.Add(int64(n))
+	return n, err
+}
+
+func (b *countingBody) Close() error { return b.rc.Close() }
+
+func isProtocolError(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "malformed") || strings.Contains(s, "unsupported transfer encoding") ||
+		strings.Contains(s, "PROTOCOL_ERROR") || strings.Contains(s, "invalid header")
+}
+
+func isStreamReset(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "stream error") || strings.Contains(s, "RST_STREAM")
+}
