@@ -23,11 +23,11 @@ const httpProtocolOptionsKey = "envoy.extensions.upstreams.http.v3.HttpProtocolO
 
 // localAppCluster reaches the application next to the sidecar: a STATIC
 // cluster with one endpoint, LocalServiceAddress:LocalServicePort.
-func localAppCluster(host string, port int, proto Protocol) (*clusterv3.Cluster, error) {
+func localAppCluster(host string, port int, proto Protocol, connectTimeout time.Duration) (*clusterv3.Cluster, error) {
 	c := &clusterv3.Cluster{
 		Name:                 LocalAppName,
 		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC},
-		ConnectTimeout:       durationpb.New(DefaultConnectTimeout),
+		ConnectTimeout:       durationpb.New(connectTimeout),
 		LoadAssignment: &endpointv3.ClusterLoadAssignment{
 			ClusterName: LocalAppName,
 			Endpoints: []*endpointv3.LocalityLbEndpoints{{

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/google/go-cmp/cmp"
@@ -87,6 +88,15 @@ var sidecarCases = []sidecarCase{
 		change: func(s *mesh.Snapshot) {
 			setProtocol(s, "web", "http")
 			setProtocol(s, "api", "http")
+		},
+	},
+	{
+		name: "sidecar_local_app_timeouts",
+		change: func(s *mesh.Snapshot) {
+			s.Config.ServiceDefaults["web"] = &mesh.ServiceDefaults{
+				Name: "web", Protocol: "http",
+				LocalConnectTimeout: 1500 * time.Millisecond, LocalRequestTimeout: 30 * time.Second,
+			}
 		},
 	},
 	{

@@ -2,6 +2,7 @@ package xds
 
 import (
 	"fmt"
+	"time"
 
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
@@ -14,15 +15,16 @@ import (
 // publicListener is the sidecar's inbound listener: everything that
 // arrives on the sidecar's port goes to the local app, through an
 // HttpConnectionManager (inline route configuration) for HTTP protocols or
-// tcp_proxy for tcp.
-func publicListener(host string, port int, proto Protocol) (*listenerv3.Listener, error) {
+// tcp_proxy for tcp. requestTimeout bounds requests to the local app (HTTP
+// only; 0 = Envoy's default).
+func publicListener(host string, port int, proto Protocol, requestTimeout time.Duration) (*listenerv3.Listener, error) {
 	var filter *listenerv3.Filter
 	var err error
 	if proto.IsHTTP() {
 		filter, err = hcmFilter(&hcmv3.HttpConnectionManager{
 			StatPrefix: PublicListenerName,
 			RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{
-				RouteConfig: localAppRouteConfig(),
+				RouteConfig: localAppRouteConfig(requestTimeout),
 			},
 		})
 	} else {

@@ -1,7 +1,10 @@
 package xds
 
 import (
+	"time"
+
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // defaultRoute sends every request to cluster. Prefix "/" matches every
@@ -30,8 +33,14 @@ func routeConfig(name string, domains []string, cluster string) *routev3.RouteCo
 
 // localAppRouteConfig is the public listener's (inline) route
 // configuration: anything that reached this sidecar goes to the local app.
-func localAppRouteConfig() *routev3.RouteConfiguration {
-	return routeConfig(LocalAppName, []string{"*"}, LocalAppName)
+// A non-zero timeout is service-defaults LocalRequestTimeoutMs; zero keeps
+// Envoy's route default (15 s), as Consul does.
+func localAppRouteConfig(timeout time.Duration) *routev3.RouteConfiguration {
+	rc := routeConfig(LocalAppName, []string{"*"}, LocalAppName)
+	if timeout > 0 {
+		rc.VirtualHosts[0].Routes[0].GetRoute().Timeout = durationpb.New(timeout)
+	}
+	return rc
 }
 
 // upstreamRouteConfig is an upstream listener's route configuration. The

@@ -3,6 +3,7 @@ package xds
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 
@@ -69,14 +70,23 @@ func publicResources(snap *mesh.Snapshot, p *mesh.Proxy) ([]types.Resource, erro
 	if p.Port <= 0 || p.Port > 65535 {
 		return nil, fmt.Errorf("listeners for %s: %s: proxy port %d is not a TCP port", p.ID, PublicListenerName, p.Port)
 	}
-	listener, err := publicListener(orDefault(p.Address, defaultPublicAddress), p.Port, proto)
+	// service-defaults LocalConnectTimeoutMs / LocalRequestTimeoutMs of the
+	// service this sidecar fronts; zero means the default.
+	connectTimeout, requestTimeout := DefaultConnectTimeout, time.Duration(0)
+	if sd := snap.Config.ServiceDefaults[p.DestinationService]; sd != nil {
+		if sd.LocalConnectTimeout > 0 {
+			connectTimeout = sd.LocalConnectTimeout
+		}
+		requestTimeout = sd.LocalRequestTimeout
+	}
+	listener, err := publicListener(orDefault(p.Address, defaultPublicAddress), p.Port, proto, requestTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("listeners for %s: %w", p.ID, err)
 	}
 	if p.LocalServicePort <= 0 || p.LocalServicePort > 65535 {
 		return nil, fmt.Errorf("clusters for %s: %s: local service port %d is not a TCP port", p.ID, LocalAppName, p.LocalServicePort)
 	}
-	cluster, err := localAppCluster(orDefault(p.LocalServiceAddress, defaultLoopbackAddress), p.LocalServicePort, proto)
+	cluster, err := localAppCluster(orDefault(p.LocalServiceAddress, defaultLoopbackAddress), p.LocalServicePort, proto, connectTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("clusters for %s: %w", p.ID, err)
 	}
