@@ -13,7 +13,7 @@ const runMainEnv = "CONSULATE_TEST_RUN_MAIN"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(runMainEnv) == "1" {
-		os.Args = append([]string{"control-plane"}, os.Args[1:]...)
+		os.Args = []string{"control-plane"} // configuration comes from the environment
 		main()
 		os.Exit(0)
 	}
