@@ -3,6 +3,7 @@
 //
 // API contract (used by the control plane):
 //
+//	client, err := discovery.NewClient(discovery.ClientConfig{Address: addr})
 //	w := discovery.NewWatcher(client, discovery.Options{...}, logger)
 //	go w.Run(ctx)                 // returns when ctx is done
 //	snap := w.Current()           // newest *mesh.Snapshot, nil before the first
@@ -10,5 +11,86 @@
 //	defer cancel()
 //
 // Subscribers read Current() when signalled; a slow subscriber only misses
-// intermediate snapshots, it never blocks the watcher.
+// intermediate snapshots, it never blocks the watcher. NewClient reads the
+// same environment as Consul's CLI (CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN,
+// CONSUL_CACERT, CONSUL_CLIENT_CERT, CONSUL_CLIENT_KEY, CONSUL_HTTP_SSL, ...).
+//
+// # What is watched, and why this way
+//
+// Consul caps HTTP connections per client IP (200 by default), so one
+// blocking query per service cannot scale to the 10,000 services the
+// watcher is designed for. It holds seven long-lived blocking queries
+// instead:
+//
+//   - /v1/catalog/services: the set of service names (and their tags);
+//   - /v1/health/state/any: every check, so a status change names its service
+//     (or, for a node check, its node and thus the services on it);
+//   - /v1/config/<kind> for proxy-defaults, service-defaults, service-router,
+//     service-splitter and service-resolver (raw JSON, decoded per entry so
+//     that one bad entry costs only itself).
+//
+// When one of the first two moves, the watcher diffs the response with the
+// previous one and fetches only the services that changed, with
+// non-blocking /v1/health/service/<name> queries (instances, node and
+// checks in one response), at most Options.FetchConcurrency (8) at a time.
+//
+// One change is invisible to both diffs: an instance added, changed or
+// removed without checks and without changing its service's tag set. The
+// catalog index still moves, so the watcher compares it with the highest
+// index its fetches have returned (Consul's per-service index): a catalog
+// move no diff explains and no fetch reached within three coalescing
+// windows triggers a refetch of every service. It also refetches every
+// service when an index goes backwards (a restarted -dev agent, a restored
+// snapshot), when Consul becomes reachable after an outage (it may have
+// restarted meanwhile), and every Options.Resync (10 minutes) as a safety
+// net for changes that a later visible change in the same window could mask.
+// A full refetch is 2 × services requests at bounded concurrency: acceptable
+// as an exception, which is why it is not the rule.
+//
+// Blocking queries follow Consul's documented rules: an index of 0 is
+// treated as 1, an index that goes backwards resets the wait index to 0, an
+// unchanged index means nothing changed, and consecutive requests of one
+// watch are spaced by the coalescing window (rate limiting). Errors back
+// off exponentially from Options.MinBackoff (100 ms) to Options.MaxBackoff
+// (30 s) with jitter.
+//
+// # Coalescing
+//
+// Changes are batched: fetches start one Options.Coalesce window (150 ms)
+// after the first change, and a snapshot is published at most once per
+// window, after the fetches in flight have landed. A burst of 1,000
+// registrations in a second thus yields a handful of snapshots.
+//
+// # Consul unreachable
+//
+// The last snapshot stays current. The first failure logs a warning with
+// the field unreachable_since (repeated every 30 s while it lasts); the
+// first success after it logs "consul reachable again", and the watches
+// resume by themselves.
+//
+// # Model building
+//
+// BuildSnapshot is a pure function from fetched data (Input) to a
+// *mesh.Snapshot. The watcher uses the same code incrementally: it keeps
+// each service's converted instances and each entry's decoding (by
+// ModifyIndex) and, on a rebuild, copies the previous snapshot's maps and
+// redoes only the services that changed and those whose sidecars changed.
+// Unchanged *mesh.Service values are shared between snapshots.
+//
+// A config entry that Consul accepted but that we cannot use (a duration
+// that does not parse, a regex that is not RE2, split weights that do not
+// sum to 100, an unknown protocol, load-balancer policy or hash field, an
+// undefined default subset) is listed in Config.Errors with its kind, name
+// and field, and the previous good version of that entry stays in the
+// model (last good config); the watcher logs each new error once.
+//
+// # Concurrency contract
+//
+// Run owns one event-loop goroutine, the only writer of the watcher's
+// state; watch goroutines and fetch batches (one at a time, each with its
+// bounded workers) send it typed messages over channels. Published
+// snapshots are never mutated, so Current() is a lock-free atomic load.
+// Subscriber channels are signalled without blocking under a mutex private
+// to this package. Every goroutine Run starts ends when its context is
+// done, and Run returns only after all of them have.
 package discovery
