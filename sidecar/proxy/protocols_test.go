@@ -1,0 +1,126 @@
+package proxy
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/seed-a778acb4/consulate/sidecar/config"
+)
+
+func TestProtocols(t *testing.T) {
+	echoProto := func(w http.ResponseWriter, r *http.Request) { fmt.Fprintf(w, "%s", r.Proto) }
+	h1 := upstream(t, false, echoProto)
+	h2 := upstream(t, true, echoProto)
+	rc := &config.RouteConfig{VirtualHosts: []*config.VirtualHost{{Domains: []string{"*"}, Routes: []*config.Route{
+		{Match: config.RouteMatch{Kind: config.PathPrefix, Path: "/h2", CaseSensitive: true}, Forward: &config.RouteAction{Cluster: "h2"}},
+		{Match: config.RouteMatch{CaseSensitive: true}, Forward: &config.RouteAction{Cluster: "h1"}},
+	}}}}
+	p := startProxy(t, rc, map[string]*config.Cluster{"h1": oneHost("h1", addrOf(h1), config.HTTP1), "h2": oneHost("h2", addrOf(h2), config.HTTP2)}, nil)
+	tests := []struct {
+		name       string
+		h2c        bool
+		path       string
+		downstream string
+		upstream   string
+	}{
+		{"h1 to h1", false, "/", "HTTP/1.1", "HTTP/1.1"},
+		{"h1 to h2c", false, "/h2", "HTTP/1.1", "HTTP/2.0"},
+		{"h2c to h1", true, "/", "HTTP/2.0", "HTTP/1.1"},
+		{"h2c to h2c", true, "/h2", "HTTP/2.0", "HTTP/2.0"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res, body := get(t, client(t, tc.h2c), newReq(t, "GET", p.url(tc.path), ""))
+			if res.Proto != tc.downstream || body != tc.upstream {
+				t.Errorf("downstream %s upstream %s; want %s %s", res.Proto, body, tc.downstream, tc.upstream)
+			}
+		})
+	}
+}
+
+func TestStreamingIsNotBuffered(t *testing.T) {
+	release := make(chan struct{})
+	up := upstream(t, false, func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "first\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		io.WriteString(w, "second\n")
+	})
+	p := startProxy(t, catchAll(toCluster("c")), map[string]*config.Cluster{"c": oneHost("c", addrOf(up), config.HTTP1)}, nil)
+	res, err := client(t, false).Do(newReq(t, "GET", p.url("/"), ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	br := bufio.NewReader(res.Body)
+	line, err := br.ReadString('\n') // arrives while the upstream still holds the response
+	if err != nil || line != "first\n" {
+		t.Fatalf("first chunk %q, %v", line, err)
+	}
+	close(release)
+	if rest, _ := io.ReadAll(br); string(rest) != "second\n" {
+		t.Errorf("rest %q", rest)
+	}
+}
+
+func TestUpgradePassesThrough(t *testing.T) {
+	up := upstream(t, false, func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "websocket" || !strings.EqualFold(r.Header.Get("Connection"), "upgrade") {
+			http.Error(w, "not an upgrade", 400)
+			return
+		}
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		io.WriteString(conn, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		// Echo lines upper-cased until the client half-closes.
+		for {
+			line, err := brw.ReadString('\n')
+			if err != nil {
+				return
+			}
+			io.WriteString(conn, strings.ToUpper(line))
+		}
+	})
+	p := startProxy(t, catchAll(toCluster("ws")), map[string]*config.Cluster{"ws": oneHost("ws", addrOf(up), config.HTTP1)}, nil)
+	conn, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(conn, "GET /chat HTTP/1.1\r\nHost: svc\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+	br := bufio.NewReader(conn)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != 101 || res.Header.Get("Upgrade") != "websocket" {
+		t.Fatalf("response %d %v", res.StatusCode, res.Header)
+	}
+	for _, msg := range []string{"hello\n", "again\n"} {
+		io.WriteString(conn, msg)
+		got, err := br.ReadString('\n')
+		if err != nil || got != strings.ToUpper(msg) {
+			t.Fatalf("echo %q, %v; want %q", got, err, strings.ToUpper(msg))
+		}
+	}
+	conn.(*net.TCPConn).CloseWrite()
+	if rest, err := io.ReadAll(br); err != nil || len(rest) != 0 {
+		t.Errorf("after half-close: %q, %v", rest, err)
+	}
+	if f := p.lastLog(t); f["status"] != int64(101) {
+		t.Errorf("access log %v", f)
+	}
+}
