@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
@@ -7,10 +7,12 @@ import (
 	"github.com/seed-a778acb4/consulate/xds"
 )
 
-// translator adapts package xds to server.Translator.
-type translator struct{}
+// XDS is the Translator backed by package xds, whose results are validated
+// and content-versioned.
+type XDS struct{}
 
-func (translator) Sidecar(snap *mesh.Snapshot, proxyID string) (*cache.Snapshot, error) {
+// Sidecar implements Translator.
+func (XDS) Sidecar(snap *mesh.Snapshot, proxyID string) (*cache.Snapshot, error) {
 	res, err := xds.ForSidecar(snap, proxyID)
 	if err != nil {
 		return nil, err
@@ -18,7 +20,8 @@ func (translator) Sidecar(snap *mesh.Snapshot, proxyID string) (*cache.Snapshot,
 	return res.Snapshot()
 }
 
-func (translator) Proxyless(snap *mesh.Snapshot) (*cache.Snapshot, error) {
+// Proxyless implements Translator.
+func (XDS) Proxyless(snap *mesh.Snapshot) (*cache.Snapshot, error) {
 	res, err := xds.ForProxyless(snap)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,120 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"go.uber.org/zap"
+
+	"github.com/seed-a778acb4/consulate/discovery/mesh"
+)
+
+const (
+	benchServices  = 10_000
+	benchProxies   = 1_000
+	benchUpstreams = 5
+)
+
+// benchModel is a mesh of benchServices services with two instances each,
+// and benchProxies sidecars, each with benchUpstreams upstreams, one of which
+// ("shared") every sidecar has. variant changes one instance of "shared".
+func benchModel(variant int) *mesh.Snapshot {
+	s := &mesh.Snapshot{Index: uint64(variant + 1), Datacenter: "dc1",
+		Services: make(map[string]*mesh.Service, benchServices+1), Proxies: make(map[string]*mesh.Proxy, benchProxies)}
+	s.Config.ProxyDefaults = &mesh.ProxyDefaults{Protocol: "http"}
+	inst := func(svc string, i, port int) mesh.Instance {
+		return mesh.Instance{ID: fmt.Sprintf("%s-%d", svc, i), Service: svc, Node: fmt.Sprintf("node-%d", i%50),
+			Datacenter: "dc1", Address: fmt.Sprintf("10.0.%d.%d", i/250, i%250+1), Port: port,
+			Health: mesh.HealthPassing, Weights: mesh.Weights{Passing: 1, Warning: 1}}
+	}
+	for i := range benchServices {
+		name := fmt.Sprintf("svc-%05d", i)
+		s.Services[name] = &mesh.Service{Name: name, Instances: []mesh.Instance{inst(name, i, 8080), inst(name, i+1, 8081)}}
+	}
+	s.Services["shared"] = &mesh.Service{Name: "shared", Instances: []mesh.Instance{inst("shared", 1, 9000), inst("shared", 2, 9000+variant%2)}}
+	for i := range benchProxies {
+		id := fmt.Sprintf("web-%04d-sidecar-proxy", i)
+		p := &mesh.Proxy{ID: id, Name: "web-sidecar-proxy", Node: "node-1", Address: "10.1.0.1", Port: 21000,
+			Health: mesh.HealthPassing, DestinationService: "web", DestinationServiceID: fmt.Sprintf("web-%04d", i),
+			LocalServiceAddress: "127.0.0.1", LocalServicePort: 8080}
+		p.Upstreams = append(p.Upstreams, mesh.Upstream{DestinationName: "shared", LocalBindPort: 10000})
+		for k := 1; k < benchUpstreams; k++ {
+			p.Upstreams = append(p.Upstreams, mesh.Upstream{DestinationName: fmt.Sprintf("svc-%05d", (i*7+k*1013)%benchServices), LocalBindPort: 10000 + k})
+		}
+		s.Proxies[id] = p
+	}
+	return s
+}
+
+// benchBuilder is a builder with benchProxies connected sidecars (and
+// proxyless clients when proxyless > 0), without gRPC: what is measured is
+// the rebuild (translate, compare versions, set changed snapshots).
+func benchBuilder(b *testing.B, src *fakeSource, proxyless int) *builder {
+	b.Helper()
+	m := newMetrics()
+	st := newStreams(zap.NewNop(), m)
+	bl := &builder{log: zap.NewNop(), cache: cache.NewSnapshotCache(false, cache.IDHash{}, nil), streams: st,
+		source: src, tr: XDS{}, metrics: m, workers: defaultWorkers(), nodes: map[string]*built{}}
+	for id := range src.Current().Proxies {
+		bl.nodes[id] = &built{id: id, node: &core.Node{Id: id, UserAgentName: "envoy"}}
+	}
+	for i := range proxyless {
+		id := fmt.Sprintf("grpc-client-%d", i)
+		bl.nodes[id] = &built{id: id, node: &core.Node{Id: id, UserAgentName: "gRPC Go"}}
+	}
+	bl.rebuild(context.Background())
+	if len(bl.cache.GetStatusKeys()) != 0 {
+		b.Fatal("unexpected watches")
+	}
+	for id, e := range bl.nodes {
+		if !e.set {
+			b.Fatalf("node %s has no snapshot after the first rebuild", id)
+		}
+	}
+	return bl
+}
+
+// BenchmarkRebuild is one full rebuild of every connected proxy for a model
+// of 10,000 services and 1,000 connected sidecars.
+//
+//   - unchanged: a new model with the same content; every proxy is
+//     translated, no snapshot is set (versions equal).
+//   - endpoint-changed: one instance of a service every proxy uses moves;
+//     every proxy gets a new EDS version and a new snapshot.
+//   - with-proxyless: endpoint-changed plus 100 proxyless gRPC clients that
+//     share one translation of all 10,000 services.
+func BenchmarkRebuild(b *testing.B) {
+	models := []*mesh.Snapshot{benchModel(0), benchModel(1)}
+	for _, tc := range []struct {
+		name      string
+		flip      bool
+		proxyless int
+	}{
+		{"unchanged", false, 0},
+		{"endpoint-changed", true, 0},
+		{"with-proxyless", true, 100},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			src := newFakeSource(models[0])
+			bl := benchBuilder(b, src, tc.proxyless)
+			same := benchModel(0) // equal content, another pointer
+			b.ReportAllocs()
+			b.ResetTimer()
+			i := 0
+			for b.Loop() {
+				i++
+				switch {
+				case tc.flip:
+					src.Set(models[i%2])
+				default:
+					src.Set(same)
+				}
+				bl.rebuild(context.Background())
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/benchProxies, "ns/proxy")
+		})
+	}
+}
