@@ -18,6 +18,8 @@ import (
 
 // HostStats is the data path's live view of one upstream host.
 type HostStats struct {
+	Cluster string
+	Address string
 	// Ejected by outlier detection, until EjectedUntil.
 	Ejected      bool
 	EjectedUntil time.Time
@@ -27,9 +29,9 @@ type HostStats struct {
 	Failures       uint64
 }
 
-// HostStatsFunc reports live state for a host of a cluster; ok is false
-// when the data path does not know it (yet).
-type HostStatsFunc func(cluster, address string) (stats HostStats, ok bool)
+// HostStatsFunc reports the live state of every host the data path knows;
+// it is called once per /clusters request.
+type HostStatsFunc func() []HostStats
 
 // Options configure the admin server.
 type Options struct {

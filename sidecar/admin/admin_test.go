@@ -135,11 +135,8 @@ func TestClusters(t *testing.T) {
 	}
 
 	// The data path reports live host state through the hook.
-	f.srv.SetHostStats(func(cluster, addr string) (admin.HostStats, bool) {
-		if cluster == "web" && addr == "10.0.0.1:21000" {
-			return admin.HostStats{Ejected: true, ActiveRequests: 2, Requests: 10, Failures: 5}, true
-		}
-		return admin.HostStats{}, false
+	f.srv.SetHostStats(func() []admin.HostStats {
+		return []admin.HostStats{{Cluster: "web", Address: "10.0.0.1:21000", Ejected: true, ActiveRequests: 2, Requests: 10, Failures: 5}}
 	})
 	_, text = f.get(t, "/clusters")
 	for _, want := range []string{

@@ -59,9 +59,14 @@ func (s *Server) clusterViews() []clusterView {
 	if a == nil {
 		return nil
 	}
-	var stats HostStatsFunc
+	type hostKey struct{ cluster, address string }
+	var stats map[hostKey]HostStats
 	if p := s.hosts.Load(); p != nil {
-		stats = *p
+		all := (*p)()
+		stats = make(map[hostKey]HostStats, len(all))
+		for _, st := range all {
+			stats[hostKey{st.Cluster, st.Address}] = st
+		}
 	}
 	names := make([]string, 0, len(a.Config.Clusters))
 	for n := range a.Config.Clusters {
@@ -80,13 +85,11 @@ func (s *Server) clusterViews() []clusterView {
 		for _, ep := range c.Endpoints {
 			hv := hostView{Address: ep.Address, Weight: ep.Weight, Priority: ep.Priority, Locality: ep.Locality}
 			ejected := false
-			if stats != nil {
-				if st, ok := stats(c.Name, ep.Address); ok {
-					ejected = st.Ejected
-					hv.Ejected, hv.ActiveRequests, hv.Requests, hv.Failures = &st.Ejected, &st.ActiveRequests, &st.Requests, &st.Failures
-					if st.Ejected {
-						hv.EjectedUntil = &st.EjectedUntil
-					}
+			if st, ok := stats[hostKey{c.Name, ep.Address}]; ok {
+				ejected = st.Ejected
+				hv.Ejected, hv.ActiveRequests, hv.Requests, hv.Failures = &st.Ejected, &st.ActiveRequests, &st.Requests, &st.Failures
+				if st.Ejected {
+					hv.EjectedUntil = &st.EjectedUntil
 				}
 			}
 			hv.HealthFlags = healthFlags(ep.Health, ejected)

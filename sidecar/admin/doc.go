@@ -12,7 +12,7 @@
 //
 // Concurrency contract: handlers only read through the functions given in
 // Options (atomic loads in the xDS client) and the host-stats hook, which
-// SetHostStats swaps atomically and which must itself be safe for
+// SetHostStats swaps atomically, called once per /clusters request; it must be safe for
 // concurrent use. Run serves until its context is done, then shuts the
 // server down.
 package admin
