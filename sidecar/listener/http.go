@@ -1,0 +1,58 @@
+package listener
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/seed-a778acb4/consulate/sidecar/proxy"
+)
+
+type httpListener struct {
+	srv     *http.Server
+	handler *proxy.Handler
+	done    chan struct{} // Serve returned
+}
+
+func startHTTP(log *zap.Logger, ln net.Listener, h *proxy.Handler, gauge prometheus.Gauge) *httpListener {
+	var protos http.Protocols
+	protos.SetHTTP1(true)
+	protos.SetUnencryptedHTTP2(true) // h2c prior knowledge on the same port
+	srv := &http.Server{
+		Handler:     h,
+		Protocols:   &protos,
+		IdleTimeout: time.Hour, // Envoy's downstream idle_timeout default
+		ErrorLog:    zap.NewStdLog(log.Named("http")),
+		ConnState: func(_ net.Conn, s http.ConnState) {
+			switch s {
+			case http.StateNew:
+				gauge.Inc()
+			case http.StateClosed, http.StateHijacked:
+				gauge.Dec()
+			}
+		},
+	}
+	hl := &httpListener{srv: srv, handler: h, done: make(chan struct{})}
+	go func() {
+		defer close(hl.done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+			log.Error("listener serve", zap.Error(err))
+		}
+	}()
+	return hl
+}
+
+// stop closes the socket, waits for requests in flight (HTTP/2 clients
+// get GOAWAY) until ctx ends, then closes what is left.
+func (hl *httpListener) stop(ctx context.Context) {
+	if err := hl.srv.Shutdown(ctx); err != nil {
+		hl.srv.Close()
+	}
+	<-hl.done
+	hl.handler.Close()
+}

@@ -1,0 +1,222 @@
+package listener
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/seed-a778acb4/consulate/sidecar/accesslog"
+	"github.com/seed-a778acb4/consulate/sidecar/cluster"
+	"github.com/seed-a778acb4/consulate/sidecar/config"
+	"github.com/seed-a778acb4/consulate/sidecar/proxy"
+	"github.com/seed-a778acb4/consulate/sidecar/router"
+)
+
+// Options configure a Manager.
+type Options struct {
+	// AccessLog configures the access log (on, every request, by default).
+	AccessLog accesslog.Options
+	// DrainTimeout bounds how long a removed or changed listener waits for
+	// its requests in flight (default 10 s).
+	DrainTimeout time.Duration
+}
+
+// Manager owns the listeners and the clusters' live state.
+type Manager struct {
+	log      *zap.Logger
+	opts     Options
+	metrics  *proxy.Metrics
+	access   *accesslog.Logger
+	clusters *cluster.Set
+
+	mu        sync.Mutex // serializes Apply and Close
+	listeners map[string]*listener
+	closed    bool
+	drains    sync.WaitGroup // listeners draining in the background
+	drainCtx  context.Context
+	forceStop context.CancelFunc
+}
+
+// NewManager returns a Manager with no listeners; metrics are registered
+// on reg.
+func NewManager(log *zap.Logger, reg prometheus.Registerer, opts Options) (*Manager, error) {
+	metrics, err := proxy.NewMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	if opts.DrainTimeout == 0 {
+		opts.DrainTimeout = 10 * time.Second
+	}
+	m := &Manager{
+		log: log, opts: opts, metrics: metrics,
+		access:    accesslog.New(log, opts.AccessLog),
+		clusters:  cluster.NewSet(log),
+		listeners: map[string]*listener{},
+	}
+	m.drainCtx, m.forceStop = context.WithCancel(context.Background())
+	return m, nil
+}
+
+// listener is one running listener; exactly one of http and tcp is set.
+type listener struct {
+	cfg  *config.Listener
+	ln   net.Listener
+	http *httpListener
+	tcp  *tcpListener
+}
+
+func (l *listener) kind() string {
+	if l.cfg.TCP != nil {
+		return "tcp"
+	}
+	return "http"
+}
+
+func kindOf(c *config.Listener) string {
+	if c.TCP != nil {
+		return "tcp"
+	}
+	return "http"
+}
+
+// Apply makes the running listeners match cfg (see the package doc).
+func (m *Manager) Apply(cfg *config.Config) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return errors.New("listener manager closed")
+	}
+	snap := m.clusters.Update(cfg.Clusters)
+	tables := map[string]*router.Table{}
+	for name, rc := range cfg.Routes {
+		tables[name] = router.Compile(rc)
+	}
+
+	// Stop first what goes away or moves, so that its address is free.
+	for name, l := range m.listeners {
+		nc := cfg.Listeners[name]
+		if nc != nil && nc.Address == l.cfg.Address && kindOf(nc) == l.kind() {
+			continue
+		}
+		delete(m.listeners, name)
+		m.log.Info("listener stopping", zap.String("listener", name), zap.String("address", l.cfg.Address))
+		m.stopInBackground(l)
+	}
+	var errs []error
+	for name, lc := range cfg.Listeners {
+		if l := m.listeners[name]; l != nil {
+			l.cfg = lc
+			m.swap(l, snap, tables)
+			continue
+		}
+		l, err := m.open(lc, snap, tables)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("listener %s on %s: %w", name, lc.Address, err))
+			continue
+		}
+		m.listeners[name] = l
+		m.log.Info("listener started", zap.String("listener", name), zap.String("address", l.ln.Addr().String()), zap.String("kind", l.kind()))
+	}
+	return errors.Join(errs...)
+}
+
+func (m *Manager) httpState(lc *config.Listener, snap cluster.Snapshot, tables map[string]*router.Table) *proxy.State {
+	st := &proxy.State{Listener: lc.Name, HCM: lc.HTTP, Clusters: snap}
+	switch {
+	case lc.HTTP.Inline != nil:
+		st.Routes = router.Compile(lc.HTTP.Inline)
+	default:
+		st.Routes = tables[lc.HTTP.RouteConfigName]
+	}
+	return st
+}
+
+func (m *Manager) swap(l *listener, snap cluster.Snapshot, tables map[string]*router.Table) {
+	if l.http != nil {
+		l.http.handler.Swap(m.httpState(l.cfg, snap, tables))
+		return
+	}
+	l.tcp.state.Store(&tcpState{cfg: l.cfg.TCP, listener: l.cfg.Name, clusters: snap})
+}
+
+func (m *Manager) open(lc *config.Listener, snap cluster.Snapshot, tables map[string]*router.Table) (*listener, error) {
+	if lc.HTTP == nil && lc.TCP == nil {
+		return nil, errors.New("neither an HTTP connection manager nor a TCP proxy")
+	}
+	ln, err := net.Listen("tcp", lc.Address)
+	if err != nil {
+		return nil, err
+	}
+	l := &listener{cfg: lc, ln: ln}
+	gauge := m.metrics.Connections(lc.Name)
+	if lc.HTTP != nil {
+		l.http = startHTTP(m.log, ln, proxy.NewHandler(m.log, m.access, m.metrics, m.httpState(lc, snap, tables)), gauge)
+	} else {
+		l.tcp = startTCP(m.log, m.access, ln, &tcpState{cfg: lc.TCP, listener: lc.Name, clusters: snap}, gauge)
+	}
+	return l, nil
+}
+
+func (m *Manager) stopInBackground(l *listener) {
+	// Free the address now (a replacement may bind it in this Apply);
+	// connections already accepted drain in the background.
+	l.ln.Close()
+	m.drains.Add(1)
+	go func() {
+		defer m.drains.Done()
+		ctx, cancel := context.WithTimeout(m.drainCtx, m.opts.DrainTimeout)
+		defer cancel()
+		l.stop(ctx)
+	}()
+}
+
+func (l *listener) stop(ctx context.Context) {
+	if l.http != nil {
+		l.http.stop(ctx)
+	} else {
+		l.tcp.stop(ctx)
+	}
+}
+
+// Close stops every listener, letting requests in flight finish until ctx
+// ends, then closes the upstream pools.
+func (m *Manager) Close(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil
+	}
+	m.closed = true
+	var wg sync.WaitGroup
+	for _, l := range m.listeners {
+		wg.Go(func() { l.stop(ctx) })
+	}
+	wg.Wait()
+	m.listeners = nil
+	stop := context.AfterFunc(ctx, m.forceStop)
+	m.drains.Wait()
+	stop()
+	m.forceStop()
+	m.clusters.Close()
+	return ctx.Err()
+}
+
+// Clusters returns every upstream host's live state (admin /clusters).
+func (m *Manager) Clusters() []cluster.HostStatus { return m.clusters.Status() }
+
+// Addr returns the bound address of a listener (useful when the configured
+// port is 0), or nil.
+func (m *Manager) Addr(name string) net.Addr {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if l := m.listeners[name]; l != nil {
+		return l.ln.Addr()
+	}
+	return nil
+}

@@ -1,0 +1,176 @@
+package listener
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/seed-a778acb4/consulate/sidecar/accesslog"
+	"github.com/seed-a778acb4/consulate/sidecar/cluster"
+	"github.com/seed-a778acb4/consulate/sidecar/config"
+)
+
+type tcpState struct {
+	cfg      *config.TCPProxy
+	listener string
+	clusters cluster.Snapshot
+}
+
+// tcpListener is a tcp_proxy listener: each accepted connection is copied
+// both ways to a host of the cluster, with half-close.
+type tcpListener struct {
+	log    *zap.Logger
+	access *accesslog.Logger
+	ln     net.Listener
+	gauge  prometheus.Gauge
+	state  atomic.Pointer[tcpState]
+
+	ctx    context.Context // canceled to cut the connections still open
+	cancel context.CancelFunc
+	conns  sync.WaitGroup
+	done   chan struct{} // accept loop returned
+}
+
+func startTCP(log *zap.Logger, access *accesslog.Logger, ln net.Listener, st *tcpState, gauge prometheus.Gauge) *tcpListener {
+	t := &tcpListener{log: log, access: access, ln: ln, gauge: gauge, done: make(chan struct{})}
+	t.ctx, t.cancel = context.WithCancel(context.Background())
+	t.state.Store(st)
+	go t.serve()
+	return t
+}
+
+func (t *tcpListener) serve() {
+	defer close(t.done)
+	for {
+		c, err := t.ln.Accept()
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				t.log.Error("tcp accept", zap.Error(err))
+			}
+			return
+		}
+		t.conns.Add(1)
+		t.gauge.Inc()
+		go func() {
+			defer t.conns.Done()
+			defer t.gauge.Dec()
+			t.handle(c)
+		}()
+	}
+}
+
+// stop stops accepting, lets connections finish until ctx ends, then cuts
+// them.
+func (t *tcpListener) stop(ctx context.Context) {
+	t.ln.Close()
+	<-t.done
+	idle := make(chan struct{})
+	go func() {
+		t.conns.Wait()
+		close(idle)
+	}()
+	select {
+	case <-idle:
+	case <-ctx.Done():
+	}
+	t.cancel()
+	<-idle
+}
+
+func (t *tcpListener) handle(down net.Conn) {
+	st := t.state.Load()
+	e := accesslog.Entry{Start: time.Now(), Protocol: "tcp", Listener: st.listener, UpstreamCluster: st.cfg.Cluster, Attempts: 1}
+	e.Authority = down.RemoteAddr().String()
+	defer func() {
+		e.Duration = time.Since(e.Start)
+		if t.access.Enabled() {
+			t.access.Log(&e)
+		}
+	}()
+	defer down.Close()
+	c := st.clusters[st.cfg.Cluster]
+	if c == nil {
+		e.Flags = accesslog.NoClusterFound
+		return
+	}
+	host := c.Pick(0, false)
+	if host == nil {
+		e.Flags = accesslog.NoHealthyUpstream
+		return
+	}
+	e.UpstreamHost = host.Address
+	host.Begin()
+	defer host.End()
+	up, err := host.Dial(t.ctx)
+	if err != nil {
+		e.Flags = accesslog.UpstreamConnectionFailure
+		return
+	}
+	defer up.Close()
+	stop := context.AfterFunc(t.ctx, func() {
+		down.Close()
+		up.Close()
+	})
+	defer stop()
+
+	var last atomic.Int64 // unix nanos of the last byte either way
+	last.Store(time.Now().UnixNano())
+	idle := st.cfg.IdleTimeout
+	sent := make(chan int64, 1)
+	go func() { sent <- pipe(up, down, idle, &last) }()
+	e.BytesReceived = 0
+	e.BytesSent = pipe(down, up, idle, &last)
+	e.BytesReceived = <-sent
+}
+
+// pipe copies src to dst until EOF, then half-closes dst's write side. An
+// idle timeout ends the copy only when neither direction moved for that
+// long (last is shared by both directions). It returns the bytes copied.
+func pipe(dst, src net.Conn, idle time.Duration, last *atomic.Int64) int64 {
+	buf := make([]byte, 32<<10)
+	var n int64
+	for {
+		if idle > 0 {
+			src.SetReadDeadline(time.Now().Add(idle))
+		}
+		r, err := src.Read(buf)
+		if r > 0 {
+			last.Store(time.Now().UnixNano())
+			w, werr := dst.Write(buf[:r])
+			n += int64(w)
+			if werr != nil {
+				src.Close()
+				return n
+			}
+		}
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) && time.Since(time.Unix(0, last.Load())) < idle {
+				continue // the other direction is active
+			}
+			if err == io.EOF {
+				closeWrite(dst)
+				return n
+			}
+			// Reset, idle timeout or shutdown: end both directions.
+			src.Close()
+			dst.Close()
+			return n
+		}
+	}
+}
+
+func closeWrite(c net.Conn) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+		return
+	}
+	c.Close()
+}
