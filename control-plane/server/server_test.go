@@ -273,9 +273,8 @@ func TestReadinessAndLifecycle(t *testing.T) {
 	if r := c.Recv(recvTimeout); r == nil {
 		t.Fatal("no response once the model arrived")
 	}
-	if !ts.Ready() {
-		t.Error("not ready after the first rebuild")
-	}
+	// Readiness is set when the rebuild that pushed this returns.
+	waitUntil(t, recvTimeout, "ready after the first rebuild", ts.Ready)
 	if got := value(ts.metrics.ConnectedProxies); got != 1 {
 		t.Errorf("connected proxies = %v, want 1", got)
 	}
