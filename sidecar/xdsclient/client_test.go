@@ -20,6 +20,7 @@ import (
 	"github.com/seed-a778acb4/consulate/sidecar/config"
 	dt "github.com/seed-a778acb4/consulate/sidecar/decode/decodetest"
 	"github.com/seed-a778acb4/consulate/sidecar/xdsclient"
+	"github.com/seed-a778acb4/consulate/sidecar/xdsclient/xdstest"
 )
 
 func TestMain(m *testing.M) {
@@ -47,14 +48,7 @@ func meshSnapshot(t *testing.T, version string, webPorts ...uint32) *cachev3.Sna
 	})
 }
 
-func snapshot(t *testing.T, version string, res map[string][]types.Resource) *cachev3.Snapshot {
-	t.Helper()
-	snap, err := cachev3.NewSnapshot(version, res)
-	if err != nil {
-		t.Fatalf("NewSnapshot: %v", err)
-	}
-	return snap
-}
+var snapshot = xdstest.Snapshot
 
 // wantMesh is meshSnapshot decoded.
 func wantMesh(webPorts ...string) *config.Config {
@@ -137,11 +131,13 @@ func (h *harness) stop() {
 	<-h.done
 }
 
-// next returns the next applied config or fails after d.
+// next returns the next applied config once it is published (Apply runs
+// just before the atomic swap), or fails after d.
 func (h *harness) next(t *testing.T, d time.Duration) *config.Config {
 	t.Helper()
 	select {
 	case cfg := <-h.applied:
+		xdstest.WaitFor(t, "the applied config to be published", d, func() bool { return h.client.Current() == cfg })
 		return cfg
 	case <-time.After(d):
 		t.Fatalf("no config applied within %s", d)
@@ -170,9 +166,9 @@ var protocols = []xdsclient.Protocol{xdsclient.Delta, xdsclient.SotW}
 func TestFullConfigAndUpdate(t *testing.T) {
 	for _, p := range protocols {
 		t.Run(string(p), func(t *testing.T) {
-			cp := startControlPlane(t, "127.0.0.1:0")
-			cp.set(nodeID, meshSnapshot(t, "v1", 8080))
-			h := startClient(t, p, cp.addr, nil)
+			cp := xdstest.Start(t, "127.0.0.1:0")
+			cp.Set(nodeID, meshSnapshot(t, "v1", 8080))
+			h := startClient(t, p, cp.Addr, nil)
 
 			got := h.next(t, 10*time.Second)
 			if diff := cmp.Diff(wantMesh("8080"), got, ignoreVersions); diff != "" {
@@ -188,7 +184,7 @@ func TestFullConfigAndUpdate(t *testing.T) {
 			}
 
 			// An endpoint change swaps in a new complete config.
-			cp.set(nodeID, meshSnapshot(t, "v2", 8080, 8081))
+			cp.Set(nodeID, meshSnapshot(t, "v2", 8080, 8081))
 			got = h.next(t, 10*time.Second)
 			if diff := cmp.Diff(wantMesh("8080", "8081"), got, ignoreVersions); diff != "" {
 				t.Fatalf("updated config (-want +got):\n%s", diff)
@@ -206,22 +202,22 @@ func TestFullConfigAndUpdate(t *testing.T) {
 func TestUnsupportedFieldIsNACKedAndOldConfigStays(t *testing.T) {
 	for _, p := range protocols {
 		t.Run(string(p), func(t *testing.T) {
-			cp := startControlPlane(t, "127.0.0.1:0")
-			cp.set(nodeID, meshSnapshot(t, "v1", 8080))
-			h := startClient(t, p, cp.addr, nil)
+			cp := xdstest.Start(t, "127.0.0.1:0")
+			cp.Set(nodeID, meshSnapshot(t, "v1", 8080))
+			h := startClient(t, p, cp.Addr, nil)
 			good := h.next(t, 10*time.Second)
 
 			// Same endpoints; only the web cluster gains a field we do not implement.
 			badWeb := dt.EDSCluster("web")
 			badWeb.TransportSocket = &corev3.TransportSocket{Name: "envoy.transport_sockets.tls"}
-			cp.set(nodeID, snapshot(t, "v2", map[string][]types.Resource{
+			cp.Set(nodeID, snapshot(t, "v2", map[string][]types.Resource{
 				resourcev3.ListenerType: {dt.HTTPListener("public", "127.0.0.1", 21000, "web"), dt.TCPListener("db", "127.0.0.1", 9191, "db")},
 				resourcev3.RouteType:    {dt.Route("web", "web")},
 				resourcev3.ClusterType:  {badWeb, dt.StaticCluster("db", dt.HostPort{Host: "127.0.0.1", Port: 5432})},
 				resourcev3.EndpointType: {dt.CLA("web", dt.HostPort{Host: "127.0.0.1", Port: 8080})},
 			}))
 			const want = `cluster "web": field transport_socket is not supported`
-			waitFor(t, "a NACK naming the field", 10*time.Second, func() bool {
+			xdstest.WaitFor(t, "a NACK naming the field", 10*time.Second, func() bool {
 				for _, n := range cp.NACKs() {
 					if strings.Contains(n, want) {
 						return true
@@ -239,7 +235,7 @@ func TestUnsupportedFieldIsNACKedAndOldConfigStays(t *testing.T) {
 			}
 
 			// The control plane fixes it: the client is not stuck.
-			cp.set(nodeID, meshSnapshot(t, "v3", 8082))
+			cp.Set(nodeID, meshSnapshot(t, "v3", 8082))
 			got := h.next(t, 10*time.Second)
 			if diff := cmp.Diff(wantMesh("8082"), got, ignoreVersions); diff != "" {
 				t.Fatalf("config after the fix (-want +got):\n%s", diff)
@@ -251,17 +247,17 @@ func TestUnsupportedFieldIsNACKedAndOldConfigStays(t *testing.T) {
 func TestApplyErrorIsNACKed(t *testing.T) {
 	for _, p := range protocols {
 		t.Run(string(p), func(t *testing.T) {
-			cp := startControlPlane(t, "127.0.0.1:0")
-			cp.set(nodeID, meshSnapshot(t, "v1", 8080))
-			h := startClient(t, p, cp.addr, func(cfg *config.Config) error {
+			cp := xdstest.Start(t, "127.0.0.1:0")
+			cp.Set(nodeID, meshSnapshot(t, "v1", 8080))
+			h := startClient(t, p, cp.Addr, func(cfg *config.Config) error {
 				if len(cfg.Clusters["web"].Endpoints) > 1 {
 					return errors.New("listener public: address in use")
 				}
 				return nil
 			})
 			good := h.next(t, 10*time.Second)
-			cp.set(nodeID, meshSnapshot(t, "v2", 8080, 8081))
-			waitFor(t, "a NACK with the apply error", 10*time.Second, func() bool {
+			cp.Set(nodeID, meshSnapshot(t, "v2", 8080, 8081))
+			xdstest.WaitFor(t, "a NACK with the apply error", 10*time.Second, func() bool {
 				for _, n := range cp.NACKs() {
 					if strings.Contains(n, "applying config: listener public: address in use") {
 						return true
@@ -279,15 +275,15 @@ func TestApplyErrorIsNACKed(t *testing.T) {
 func TestNotReadyUntilComplete(t *testing.T) {
 	for _, p := range protocols {
 		t.Run(string(p), func(t *testing.T) {
-			cp := startControlPlane(t, "127.0.0.1:0")
+			cp := xdstest.Start(t, "127.0.0.1:0")
 			// The listener names a route configuration that does not exist
 			// yet: the client must wait (Envoy's warming) and stay unready.
-			cp.set(nodeID, snapshot(t, "v1", map[string][]types.Resource{
+			cp.Set(nodeID, snapshot(t, "v1", map[string][]types.Resource{
 				resourcev3.ListenerType: {dt.HTTPListener("public", "127.0.0.1", 21000, "web")},
 				resourcev3.ClusterType:  {dt.StaticCluster("web", dt.HostPort{Host: "127.0.0.1", Port: 8080})},
 			}))
-			h := startClient(t, p, cp.addr, nil)
-			waitFor(t, "the stream to connect", 10*time.Second, func() bool {
+			h := startClient(t, p, cp.Addr, nil)
+			xdstest.WaitFor(t, "the stream to connect", 10*time.Second, func() bool {
 				return h.gauge(t, "consulate_sidecar_xds_connected") == 1
 			})
 			select {
@@ -298,17 +294,15 @@ func TestNotReadyUntilComplete(t *testing.T) {
 			if h.client.Ready() || h.client.Current() != nil {
 				t.Fatalf("Ready before the first complete config")
 			}
-			cp.set(nodeID, snapshot(t, "v2", map[string][]types.Resource{
+			cp.Set(nodeID, snapshot(t, "v2", map[string][]types.Resource{
 				resourcev3.ListenerType: {dt.HTTPListener("public", "127.0.0.1", 21000, "web")},
 				resourcev3.RouteType:    {dt.Route("web", "web")},
 				resourcev3.ClusterType:  {dt.StaticCluster("web", dt.HostPort{Host: "127.0.0.1", Port: 8080})},
 			}))
 			got := h.next(t, 10*time.Second)
-			if got.Routes["web"] == nil {
-				t.Fatalf("complete config without its route configuration: %v", got.Routes)
+			if got.Routes["web"] == nil || !h.client.Ready() {
+				t.Fatalf("complete config not applied: routes=%v ready=%v", got.Routes, h.client.Ready())
 			}
-			// Apply runs before the config is published.
-			waitFor(t, "Ready", 5*time.Second, h.client.Ready)
 			if v := h.gauge(t, "consulate_sidecar_xds_ready"); v != 1 {
 				t.Errorf("ready gauge = %v, want 1", v)
 			}
@@ -319,14 +313,14 @@ func TestNotReadyUntilComplete(t *testing.T) {
 func TestReconnectKeepsLastConfig(t *testing.T) {
 	for _, p := range protocols {
 		t.Run(string(p), func(t *testing.T) {
-			cp := startControlPlane(t, "127.0.0.1:0")
-			addr := cp.addr
-			cp.set(nodeID, meshSnapshot(t, "v1", 8080))
+			cp := xdstest.Start(t, "127.0.0.1:0")
+			addr := cp.Addr
+			cp.Set(nodeID, meshSnapshot(t, "v1", 8080))
 			h := startClient(t, p, addr, nil)
 			first := h.next(t, 10*time.Second)
 
-			cp.stop()
-			waitFor(t, "the client to notice the disconnect", 10*time.Second, func() bool {
+			cp.Stop()
+			xdstest.WaitFor(t, "the client to notice the disconnect", 10*time.Second, func() bool {
 				return h.gauge(t, "consulate_sidecar_xds_connected") == 0
 			})
 			// Static stability: while the control plane is away the last
@@ -336,8 +330,8 @@ func TestReconnectKeepsLastConfig(t *testing.T) {
 				t.Fatalf("lost the last good config while the control plane was away")
 			}
 
-			cp2 := startControlPlane(t, addr)
-			cp2.set(nodeID, meshSnapshot(t, "v9", 9090))
+			cp2 := xdstest.Start(t, addr)
+			cp2.Set(nodeID, meshSnapshot(t, "v9", 9090))
 			got := h.next(t, 15*time.Second)
 			if diff := cmp.Diff(wantMesh("9090"), got, ignoreVersions); diff != "" {
 				t.Fatalf("config from the restarted control plane (-want +got):\n%s", diff)

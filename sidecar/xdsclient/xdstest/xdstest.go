@@ -1,4 +1,7 @@
-package xdsclient_test
+// Package xdstest runs the real go-control-plane ADS server (SnapshotCache,
+// SotW and Delta) in process on a loopback port, for tests of the sidecar's
+// xDS client and of the sidecar binary, as grpc-go's own xDS tests do.
+package xdstest
 
 import (
 	"context"
@@ -8,16 +11,17 @@ import (
 	"time"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/grpc"
 )
 
-// controlPlane is the real go-control-plane ADS server with a SnapshotCache,
+// ControlPlane is the real go-control-plane ADS server with a SnapshotCache,
 // in process on a loopback port, as grpc-go's own xDS tests run it.
-type controlPlane struct {
+type ControlPlane struct {
 	t     *testing.T
-	addr  string
+	Addr  string
 	cache cachev3.SnapshotCache
 	gs    *grpc.Server
 	done  chan struct{}
@@ -26,16 +30,16 @@ type controlPlane struct {
 	nacks []string // error_detail messages received
 }
 
-// startControlPlane listens on addr ("127.0.0.1:0" for a fresh port).
-func startControlPlane(t *testing.T, addr string) *controlPlane {
+// Start listens on addr ("127.0.0.1:0" for a fresh port).
+func Start(t *testing.T, addr string) *ControlPlane {
 	t.Helper()
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatalf("listen %s: %v", addr, err)
 	}
-	cp := &controlPlane{
+	cp := &ControlPlane{
 		t:     t,
-		addr:  lis.Addr().String(),
+		Addr:  lis.Addr().String(),
 		cache: cachev3.NewSnapshotCache(true, cachev3.IDHash{}, nil),
 		gs:    grpc.NewServer(),
 		done:  make(chan struct{}),
@@ -61,25 +65,25 @@ func startControlPlane(t *testing.T, addr string) *controlPlane {
 		defer cancel()
 		_ = cp.gs.Serve(lis)
 	}()
-	t.Cleanup(cp.stop)
+	t.Cleanup(cp.Stop)
 	return cp
 }
 
-func (cp *controlPlane) recordNACK(msg string) {
+func (cp *ControlPlane) recordNACK(msg string) {
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
 	cp.nacks = append(cp.nacks, msg)
 }
 
 // NACKs returns the error details received so far.
-func (cp *controlPlane) NACKs() []string {
+func (cp *ControlPlane) NACKs() []string {
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
 	return append([]string(nil), cp.nacks...)
 }
 
-// stop ends the server and its streams; safe to call twice.
-func (cp *controlPlane) stop() {
+// Stop ends the server and its streams; safe to call twice.
+func (cp *ControlPlane) Stop() {
 	select {
 	case <-cp.done:
 		return
@@ -89,16 +93,16 @@ func (cp *controlPlane) stop() {
 	<-cp.done
 }
 
-// set publishes a snapshot for node.
-func (cp *controlPlane) set(node string, snap *cachev3.Snapshot) {
+// Set publishes a snapshot for node.
+func (cp *ControlPlane) Set(node string, snap *cachev3.Snapshot) {
 	cp.t.Helper()
 	if err := cp.cache.SetSnapshot(context.Background(), node, snap); err != nil {
 		cp.t.Fatalf("SetSnapshot: %v", err)
 	}
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+// WaitFor polls cond until it holds or the deadline passes.
+func WaitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
@@ -107,4 +111,14 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// Snapshot builds a snapshot or fails the test.
+func Snapshot(t *testing.T, version string, res map[string][]types.Resource) *cachev3.Snapshot {
+	t.Helper()
+	snap, err := cachev3.NewSnapshot(version, res)
+	if err != nil {
+		t.Fatalf("NewSnapshot: %v", err)
+	}
+	return snap
 }

@@ -1,0 +1,103 @@
+package xdsclient
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	dt "github.com/seed-a778acb4/consulate/sidecar/decode/decodetest"
+)
+
+func mustResource(t *testing.T, typeURL string, m proto.Message) *resource {
+	t.Helper()
+	a, err := anypb.New(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := decodeResource(typeURL, "", a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestBuildWaitsForReferences checks the warming rule: a config is built
+// only when every referenced route configuration, cluster and load
+// assignment is present.
+func TestBuildWaitsForReferences(t *testing.T) {
+	listener := mustResource(t, ListenerType, dt.HTTPListener("public", "127.0.0.1", 1, "web"))
+	tcp := mustResource(t, ListenerType, dt.TCPListener("db", "127.0.0.1", 2, "db"))
+	route := mustResource(t, RouteType, dt.Route("web", "web"))
+	eds := mustResource(t, ClusterType, dt.EDSCluster("web"))
+	static := mustResource(t, ClusterType, dt.StaticCluster("db", dt.HostPort{Host: "127.0.0.1", Port: 3}))
+	cla := mustResource(t, EndpointType, dt.CLA("web", dt.HostPort{Host: "127.0.0.1", Port: 4}))
+
+	set := func(rs ...*resource) map[string]*resource {
+		m := map[string]*resource{}
+		for _, r := range rs {
+			m[r.name] = r
+		}
+		return m
+	}
+	tests := []struct {
+		name        string
+		l, r, c, e  map[string]*resource
+		noLDS       bool
+		wantMissing []string
+	}{
+		{name: "complete", l: set(listener, tcp), r: set(route), c: set(eds, static), e: set(cla)},
+		{name: "no listener response yet", noLDS: true, c: set(static), wantMissing: []string{"listeners (no response yet)"}},
+		{name: "route missing", l: set(listener), c: set(eds), e: set(cla), wantMissing: []string{`route "web"`}},
+		{name: "endpoints missing", l: set(listener), r: set(route), c: set(eds), wantMissing: []string{`endpoint "web"`}},
+		{name: "cluster missing", l: set(listener, tcp), r: set(route), c: set(eds), e: set(cla), wantMissing: []string{`cluster "db"`}},
+		{name: "empty is complete", l: set(), c: set()},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newStore()
+			if !tc.noLDS {
+				s = s.with(ListenerType, tc.l, "1")
+			}
+			s = s.with(ClusterType, tc.c, "1").with(RouteType, tc.r, "1").with(EndpointType, tc.e, "1")
+			cfg, missing := s.build()
+			if diff := cmp.Diff(tc.wantMissing, missing); diff != "" {
+				t.Fatalf("missing (-want +got):\n%s", diff)
+			}
+			if (cfg == nil) != (len(tc.wantMissing) > 0) {
+				t.Fatalf("cfg = %v with missing %v", cfg, missing)
+			}
+			if cfg != nil && len(cfg.Listeners) != len(tc.l) {
+				t.Errorf("config has %d listeners, want %d", len(cfg.Listeners), len(tc.l))
+			}
+		})
+	}
+}
+
+func TestPruneDropsUnreferenced(t *testing.T) {
+	s := newStore().
+		with(ListenerType, map[string]*resource{}, "1").
+		with(ClusterType, map[string]*resource{}, "1").
+		with(RouteType, map[string]*resource{"web": mustResource(t, RouteType, dt.Route("web", "web"))}, "1").
+		with(EndpointType, map[string]*resource{"web": mustResource(t, EndpointType, dt.CLA("web"))}, "1")
+	p := s.prune()
+	if len(p.byType[RouteType]) != 0 || len(p.byType[EndpointType]) != 0 {
+		t.Fatalf("unreferenced resources kept: %d routes, %d endpoints", len(p.byType[RouteType]), len(p.byType[EndpointType]))
+	}
+	if len(s.byType[RouteType]) != 1 {
+		t.Fatalf("prune mutated its input")
+	}
+}
+
+func TestBackoffIsCappedFullJitter(t *testing.T) {
+	b := backoff{base: 100, max: 1000}
+	for attempt := range 40 {
+		limit := min(int64(100)<<min(attempt, 20), 1000)
+		for range 50 {
+			if d := b.delay(attempt); d < 0 || int64(d) >= limit {
+				t.Fatalf("delay(%d) = %d, want in [0, %d)", attempt, d, limit)
+			}
+		}
+	}
+}
