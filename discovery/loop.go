@@ -61,14 +61,17 @@ type loop struct {
 	fetchNotBefore time.Time
 	// seenIndex is the highest index a service fetch returned: a catalog
 	// move above it that no diff explained means an unseen change.
-	seenIndex          uint64
-	unexplained        uint64
-	unexplainedSince   time.Time
-	dirty              bool
-	dirtySince         time.Time
-	lastPublish        time.Time
-	lastConfig         *mesh.Config
-	lastErrors         map[mesh.EntryError]bool
+	seenIndex        uint64
+	unexplained      uint64
+	unexplainedSince time.Time
+	dirty            bool
+	dirtySince       time.Time
+	lastPublish      time.Time
+	lastConfig       *mesh.Config
+	lastErrors       map[mesh.EntryError]bool
+	// failing holds the queries whose last attempt failed; Consul is
+	// reachable again once none is left.
+	failing            map[string]bool
 	unreachableSince   time.Time
 	lastUnreachableLog time.Time
 }
@@ -92,6 +95,7 @@ func newLoop(w *Watcher, ctx context.Context, wg *sync.WaitGroup) *loop {
 		entryIndex: map[mesh.EntryKind]uint64{},
 		pending:    map[string]bool{},
 		lastErrors: map[mesh.EntryError]bool{},
+		failing:    map[string]bool{},
 	}
 }
 
@@ -110,13 +114,13 @@ func (l *loop) run() {
 			return
 		case u := <-l.catalogCh:
 			l.onCatalog(u)
-			l.reachable()
+			l.reachable(sourceCatalog)
 		case u := <-l.checksCh:
 			l.onChecks(u)
-			l.reachable()
+			l.reachable(sourceChecks)
 		case u := <-l.entriesCh:
 			l.onEntries(u)
-			l.reachable()
+			l.reachable(entriesSource(u.value.kind))
 		case e := <-l.errCh:
 			l.unreachable(e.source, e.err)
 		case b := <-l.fetchedCh:
@@ -288,10 +292,11 @@ func (l *loop) onFetched(b *fetchBatch) {
 	if failed > 0 {
 		l.fetchFailures++
 		l.fetchNotBefore = time.Now().Add(backoff(l.fetchFailures, l.w.opts.MinBackoff, l.w.opts.MaxBackoff, randFloat))
-		l.unreachable("health/service", firstErr)
+		l.unreachable(sourceFetch, firstErr)
 		l.log.Debug("service fetch failed", zap.Int("failed", failed), zap.Int("of", len(b.names)), zap.Error(firstErr))
 	} else {
 		l.fetchFailures = 0
+		l.reachable(sourceFetch)
 	}
 	if failed < len(b.names) {
 		l.markDirty(b.since)
@@ -433,8 +438,19 @@ func (l *loop) logEntryErrors(errs []mesh.EntryError) {
 	l.lastErrors = now
 }
 
+// Query names, as logged.
+const (
+	sourceCatalog = "catalog/services"
+	sourceChecks  = "health/state/any"
+	sourceFetch   = "health/service"
+)
+
+func entriesSource(kind mesh.EntryKind) string { return "config/" + string(kind) }
+
+// unreachable notes a failed query.
 func (l *loop) unreachable(source string, err error) {
 	now := time.Now()
+	l.failing[source] = true
 	snapIndex := uint64(0)
 	if s := l.w.Current(); s != nil {
 		snapIndex = s.Index
@@ -452,9 +468,14 @@ func (l *loop) unreachable(source string, err error) {
 		zap.Uint64("snapshot_index", snapIndex))
 }
 
-// reachable is called after each successful watch response.
-func (l *loop) reachable() {
-	if l.unreachableSince.IsZero() {
+// reachable notes a successful query. When it was the last failing one,
+// Consul is back.
+func (l *loop) reachable(source string) {
+	if !l.failing[source] {
+		return
+	}
+	delete(l.failing, source)
+	if len(l.failing) > 0 {
 		return
 	}
 	l.log.Info("consul reachable again",

@@ -43,6 +43,21 @@ func TestWatcherKeepsSnapshotWhileConsulIsDown(t *testing.T) {
 	}
 	waitSnapshot(t, w, 10*time.Second, "before", func(s *mesh.Snapshot) bool { return s.Service("before") != nil })
 
+	// Move the catalog index well past where the restarted agent will
+	// start, so that after the restart Consul's indexes are lower than the
+	// ones the watches last saw.
+	for i := range 30 {
+		id := fmt.Sprintf("churn-%d", i)
+		if err := a.Client.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: id, Name: "churn", Port: i + 1}); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Client.Agent().ServiceDeregister(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitSnapshot(t, w, 10*time.Second, "churn gone", func(s *mesh.Snapshot) bool { return s.Service("churn") == nil && s.Index > 40 })
+	indexBefore := w.Current().Index
+
 	down := time.Now()
 	a.Stop()
 	const warning = "consul unreachable, serving the last snapshot"
@@ -65,7 +80,8 @@ func TestWatcherKeepsSnapshotWhileConsulIsDown(t *testing.T) {
 	}
 	// The -dev agent's raft store started empty (its index starts over);
 	// the agent re-registers "before" from its data directory.
-	waitSnapshot(t, w, 20*time.Second, "after", func(s *mesh.Snapshot) bool { return s.Service("after") != nil })
+	s := waitSnapshot(t, w, 20*time.Second, "after", func(s *mesh.Snapshot) bool { return s.Service("after") != nil })
+	t.Logf("index %d before the restart, %d after", indexBefore, s.Index)
 	if logs.FilterMessage("consul reachable again").Len() == 0 {
 		t.Errorf("no log saying Consul is reachable again")
 	}

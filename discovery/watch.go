@@ -107,6 +107,11 @@ func watch[T any](ctx context.Context, opts Options, source string, query queryF
 		}
 		if err != nil {
 			failures++
+			// Start over with a non-blocking query: the Consul we reach
+			// next may be a restarted one whose index is below ours, and
+			// Consul blocks a query until the index exceeds WaitIndex, so
+			// keeping the old index could hide every change for WaitTime.
+			index = 0
 			select {
 			case errs <- watchError{source: source, err: err}:
 			case <-ctx.Done():

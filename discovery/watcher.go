@@ -109,16 +109,16 @@ func (w *Watcher) Run(ctx context.Context) error {
 
 	l := newLoop(w, ctx, &wg)
 	wg.Go(func() {
-		watch(ctx, w.opts, "catalog/services", w.client.Catalog().Services, l.catalogCh, l.errCh)
+		watch(ctx, w.opts, sourceCatalog, w.client.Catalog().Services, l.catalogCh, l.errCh)
 	})
 	wg.Go(func() {
-		watch(ctx, w.opts, "health/state/any", func(q *api.QueryOptions) (api.HealthChecks, *api.QueryMeta, error) {
+		watch(ctx, w.opts, sourceChecks, func(q *api.QueryOptions) (api.HealthChecks, *api.QueryMeta, error) {
 			return w.client.Health().State(api.HealthAny, q)
 		}, l.checksCh, l.errCh)
 	})
 	for _, kind := range entryKinds {
 		wg.Go(func() {
-			watch(ctx, w.opts, "config/"+string(kind), func(q *api.QueryOptions) (kindEntries, *api.QueryMeta, error) {
+			watch(ctx, w.opts, entriesSource(kind), func(q *api.QueryOptions) (kindEntries, *api.QueryMeta, error) {
 				var list []RawEntry
 				meta, err := w.client.Raw().Query("/v1/config/"+string(kind), &list, q)
 				return kindEntries{kind: kind, list: list}, meta, err
