@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -126,7 +127,7 @@ func TestUpstreamErrors(t *testing.T) {
 		{"no healthy host", "svc", "/empty", 503, "UH"},
 		{"unknown cluster", "svc", "/nocluster", 503, "NC"},
 		{"no route", "svc", "/nothing", 404, "NR"},
-		{"no virtual host", "other", "/dead", 404, "NR"},
+		{"no virtual host", "other", "/dead?novh", 404, "NR"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -137,7 +138,7 @@ func TestUpstreamErrors(t *testing.T) {
 			if res.StatusCode != tc.code {
 				t.Errorf("status %d (%q), want %d", res.StatusCode, body, tc.code)
 			}
-			entry := p.lastLog(t)
+			entry := p.logFor(t, tc.path)
 			if entry["response_flags"] != tc.flag || entry["path"] != tc.path {
 				t.Errorf("access log flags %v for %v, want %s for %s", entry["response_flags"], entry["path"], tc.flag, tc.path)
 			}
@@ -198,7 +199,43 @@ func TestTimeoutAfterHeadersResetsDownstream(t *testing.T) {
 	if !strings.HasPrefix(string(b), "partial") {
 		t.Errorf("body %q, want the streamed prefix", b)
 	}
-	if f := p.lastLog(t)["response_flags"]; f != "UT" {
+	if f := p.logFor(t, "/")["response_flags"]; f != "UT" {
 		t.Errorf("flags %v, want UT", f)
+	}
+}
+
+func TestStreamIdleTimeout(t *testing.T) {
+	release := make(chan struct{})
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(release) }) })
+	up := upstream(t, false, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/silent" {
+			select {
+			case <-r.Context().Done():
+			case <-release:
+			}
+			return
+		}
+		// Busy: a chunk every 30 ms for ~300 ms, longer than the idle
+		// timeout in total but never idle that long.
+		for i := range 10 {
+			fmt.Fprintf(w, "%d", i)
+			w.(http.Flusher).Flush()
+			time.Sleep(30 * time.Millisecond)
+		}
+	})
+	rt := &config.Route{Match: config.RouteMatch{CaseSensitive: true}, Forward: &config.RouteAction{Cluster: "c", IdleTimeout: 150 * time.Millisecond}}
+	p := startProxy(t, catchAll(rt), map[string]*config.Cluster{"c": oneHost("c", addrOf(up), config.HTTP1)}, nil)
+	c := client(t, false)
+	res, body := get(t, c, newReq(t, "GET", p.url("/busy"), ""))
+	if res.StatusCode != 200 || body != "0123456789" {
+		t.Errorf("busy stream: %d %q, want 200 0123456789", res.StatusCode, body)
+	}
+	res, _ = get(t, c, newReq(t, "GET", p.url("/silent"), ""))
+	if res.StatusCode != http.StatusRequestTimeout {
+		t.Errorf("silent upstream: status %d, want 408", res.StatusCode)
+	}
+	if f := p.logFor(t, "/silent")["response_flags"]; f != "SI" {
+		t.Errorf("flags %v, want SI", f)
 	}
 }

@@ -65,7 +65,7 @@ func TestForwardHeadersAndAccessLog(t *testing.T) {
 	if len(id) != 36 || id[14] != '4' || !strings.Contains("89ab", id[19:20]) {
 		t.Errorf("x-request-id %q is not a UUIDv4", id)
 	}
-	entry := p.lastLog(t)
+	entry := p.logFor(t, "/a%2Fb/c?x=1&y=%20")
 	want := map[string]any{
 		"method": "POST", "authority": "svc.example.com", "path": "/a%2Fb/c?x=1&y=%20", "protocol": "HTTP/1.1",
 		"status": int64(201), "response_flags": "-", "upstream_cluster": "app", "upstream_host": addrOf(up),

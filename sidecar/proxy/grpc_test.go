@@ -86,7 +86,7 @@ func TestGRPCThroughProxy(t *testing.T) {
 		if got := trailer.Get("x-trailer"); len(got) != 1 || got[0] != "unary" {
 			t.Errorf("trailer x-trailer = %v", got)
 		}
-		if f := p.lastLog(t); f["protocol"] != "HTTP/2.0" || f["status"] != int64(200) {
+		if f := p.logFor(t, "/grpc.testing.TestService/UnaryCall"); f["protocol"] != "HTTP/2.0" || f["status"] != int64(200) {
 			t.Errorf("access log %v", f)
 		}
 	})

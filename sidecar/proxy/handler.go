@@ -69,6 +69,9 @@ type exchange struct {
 	r     *http.Request
 	entry accesslog.Entry
 	body  *countingBody
+	idle *idleWatch // nil without an idle timeout
+	// setCookie is a generated hash-policy cookie for the response.
+	setCookie string
 }
 
 // ServeHTTP implements http.Handler.
@@ -132,7 +135,8 @@ func (ex *exchange) forward(vh *config.VirtualHost, rt *config.Route) {
 		return
 	}
 	defer c.Release()
-	hash, hasHash := requestHash(a.HashPolicies, ex.r)
+	hash, hasHash, setCookie := requestHash(a.HashPolicies, ex.r)
+	ex.setCookie = setCookie
 	host := c.Pick(hash, hasHash)
 	if host == nil {
 		ex.localReply(http.StatusServiceUnavailable, accesslog.NoHealthyUpstream, "no healthy upstream")
@@ -148,6 +152,14 @@ func (ex *exchange) forward(vh *config.VirtualHost, rt *config.Route) {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, a.Timeout)
 		defer cancel()
+	}
+	idle := a.IdleTimeout
+	if idle == 0 && ex.st.HCM != nil {
+		idle = ex.st.HCM.StreamIdleTimeout
+	}
+	if idle > 0 {
+		ctx, ex.idle = startIdleWatch(ctx, idle)
+		defer ex.idle.stop()
 	}
 	out := ex.outbound(ctx, vh, rt, wc, host)
 	res, err := host.Transport().RoundTrip(out)
@@ -168,6 +180,8 @@ func (ex *exchange) classify(ctx context.Context, err error) (int, string, strin
 	switch {
 	case ex.r.Context().Err() != nil:
 		return 0, accesslog.DownstreamConnTermination, ""
+	case idledOut(ctx):
+		return http.StatusRequestTimeout, accesslog.StreamIdleTimeout, "stream timeout"
 	case ctx.Err() == context.DeadlineExceeded:
 		return http.StatusGatewayTimeout, accesslog.UpstreamRequestTimeout, "upstream request timeout"
 	case cluster.IsConnectError(err):

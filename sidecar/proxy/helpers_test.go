@@ -35,17 +35,21 @@ type testProxy struct {
 
 func (p *testProxy) url(path string) string { return "http://" + p.addr + path }
 
-// lastLog returns the access-log entry of the last request.
-func (p *testProxy) lastLog(t *testing.T) map[string]any {
+// logFor returns the latest access-log entry for path, waiting for it: the
+// line is written after the response, so it may lag the client.
+func (p *testProxy) logFor(t *testing.T, path string) map[string]any {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
-		if all := p.logs.FilterMessage("access").All(); len(all) > 0 {
-			return all[len(all)-1].ContextMap()
+		all := p.logs.FilterMessage("access").All()
+		for i := len(all) - 1; i >= 0; i-- {
+			if m := all[i].ContextMap(); m["path"] == path {
+				return m
+			}
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	t.Fatal("no access log entry")
+	t.Fatalf("no access log entry for %s", path)
 	return nil
 }
 

@@ -120,7 +120,7 @@ func TestUpgradePassesThrough(t *testing.T) {
 	if rest, err := io.ReadAll(br); err != nil || len(rest) != 0 {
 		t.Errorf("after half-close: %q, %v", rest, err)
 	}
-	if f := p.lastLog(t); f["status"] != int64(101) {
+	if f := p.logFor(t, "/chat"); f["status"] != int64(101) {
 		t.Errorf("access log %v", f)
 	}
 }

@@ -26,6 +26,9 @@ func (ex *exchange) respond(ctx context.Context, res *http.Response, vh *config.
 		hdr["Trailer"] = keys
 	}
 	ex.mutateResponse(hdr, vh, rt, wc)
+	if ex.setCookie != "" {
+		hdr.Add("Set-Cookie", ex.setCookie)
+	}
 	ex.w.WriteHeader(res.StatusCode)
 	ex.entry.Status = res.StatusCode
 
@@ -37,6 +40,8 @@ func (ex *exchange) respond(ctx context.Context, res *http.Response, vh *config.
 		case errors.Is(err, errDownstreamWrite):
 			ex.entry.Flags = accesslog.DownstreamConnTermination
 			return
+		case idledOut(ctx):
+			ex.entry.Flags = accesslog.StreamIdleTimeout
 		case ctx.Err() == context.DeadlineExceeded:
 			ex.entry.Flags = accesslog.UpstreamRequestTimeout
 		case isStreamReset(err):
@@ -66,6 +71,7 @@ func (ex *exchange) copyBody(res *http.Response) error {
 	for {
 		n, rerr := res.Body.Read(buf)
 		if n > 0 {
+			ex.idle.touch()
 			wn, werr := ex.w.Write(buf[:n])
 			ex.entry.BytesSent += int64(wn)
 			if werr != nil {

@@ -6,8 +6,10 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/seed-a778acb4/consulate/sidecar/cluster"
 	"github.com/seed-a778acb4/consulate/sidecar/config"
@@ -137,7 +139,7 @@ func (ex *exchange) outbound(ctx context.Context, vh *config.VirtualHost, rt *co
 	if r.Body == nil || r.Body == http.NoBody {
 		out.Body, out.ContentLength = nil, 0
 	} else {
-		ex.body = &countingBody{rc: r.Body}
+		ex.body = &countingBody{rc: r.Body, idle: ex.idle}
 		out.Body = ex.body
 	}
 	return out
@@ -192,10 +194,14 @@ func mutate(h http.Header, remove []string, add []config.HeaderValueOption) {
 
 // requestHash evaluates the route's hash policies as Envoy does: each
 // policy that yields a value is folded into the hash; a terminal one that
-// yields stops the evaluation.
-func requestHash(ps []config.HashPolicy, r *http.Request) (uint64, bool) {
+// yields stops the evaluation. A cookie policy with a TTL whose cookie is
+// absent generates it (returned as a Set-Cookie value for the response),
+// its value derived from the client address as Envoy's is, so that the
+// client sticks to the host from this request on.
+func requestHash(ps []config.HashPolicy, r *http.Request) (uint64, bool, string) {
 	var h uint64
 	have := false
+	setCookie := ""
 	for i := range ps {
 		p := &ps[i]
 		var v string
@@ -208,6 +214,10 @@ func requestHash(ps []config.HashPolicy, r *http.Request) (uint64, bool) {
 		case p.Cookie != "":
 			if c, err := r.Cookie(p.Cookie); err == nil {
 				v, ok = c.Value, true
+			} else if p.CookieTTL > 0 {
+				v, ok = strconv.FormatUint(cluster.HashString(r.RemoteAddr), 16), true
+				c := &http.Cookie{Name: p.Cookie, Value: v, Path: p.CookiePath, MaxAge: int(p.CookieTTL / time.Second), HttpOnly: true}
+				setCookie = c.String()
 			}
 		case p.SourceIP:
 			if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
@@ -226,19 +236,23 @@ func requestHash(ps []config.HashPolicy, r *http.Request) (uint64, bool) {
 			break
 		}
 	}
-	return h, have
+	return h, have, setCookie
 }
 
 // countingBody counts request body bytes. The transport may read it from
 // its own goroutine, hence the atomic.
 type countingBody struct {
-	rc io.ReadCloser
-	n  atomic.Int64
+	rc   io.ReadCloser
+	n    atomic.Int64
+	idle *idleWatch
 }
 
 func (b *countingBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
-	b.n.Add(int64(n))
+	if n > 0 {
+		b.n.Add(int64(n))
+		b.idle.touch()
+	}
 	return n, err
 }
 

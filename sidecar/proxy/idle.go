@@ -1,0 +1,54 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"time"
+)
+
+// errStreamIdle is the cancel cause when a stream saw no activity for its
+// idle timeout (Envoy's route idle_timeout, else the connection manager's
+// stream_idle_timeout; response flag SI).
+var errStreamIdle = errors.New("stream idle timeout")
+
+// idleWatch cancels a request's context when neither the request body nor
+// the response moved for d. Activity is one atomic store; the timer re-arms
+// itself for the remaining time instead of being reset per chunk.
+type idleWatch struct {
+	d      time.Duration
+	last   atomic.Int64 // unix nanos of the last activity
+	timer  *time.Timer
+	cancel context.CancelCauseFunc
+}
+
+func startIdleWatch(ctx context.Context, d time.Duration) (context.Context, *idleWatch) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	w := &idleWatch{d: d, cancel: cancel}
+	w.touch()
+	w.timer = time.AfterFunc(d, w.fire)
+	return ctx, w
+}
+
+func (w *idleWatch) touch() {
+	if w != nil {
+		w.last.Store(time.Now().UnixNano())
+	}
+}
+
+func (w *idleWatch) fire() {
+	if rest := w.d - time.Since(time.Unix(0, w.last.Load())); rest > 0 {
+		w.timer.Reset(rest)
+		return
+	}
+	w.cancel(errStreamIdle)
+}
+
+func (w *idleWatch) stop() {
+	if w != nil {
+		w.timer.Stop()
+		w.cancel(context.Canceled)
+	}
+}
+
+func idledOut(ctx context.Context) bool { return context.Cause(ctx) == errStreamIdle }
