@@ -8,8 +8,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"syscall"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"go.uber.org/goleak"

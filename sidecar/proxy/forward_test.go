@@ -16,7 +16,7 @@ import (
 func TestForwardHeadersAndAccessLog(t *testing.T) {
 	type seen struct {
 		Method, URI, Host, Proto, Body string
-		Header                          http.Header
+		Header                         http.Header
 	}
 	got := make(chan seen, 1)
 	up := upstream(t, false, func(w http.ResponseWriter, r *http.Request) {

@@ -69,7 +69,7 @@ type exchange struct {
 	r     *http.Request
 	entry accesslog.Entry
 	body  *countingBody
-	idle *idleWatch // nil without an idle timeout
+	idle  *idleWatch // nil without an idle timeout
 	// setCookie is a generated hash-policy cookie for the response.
 	setCookie string
 }
