@@ -30,12 +30,15 @@
 //     HttpConnectionManager with an inline route configuration "local_app"
 //     (virtual host "local_app", domains ["*"], prefix "/" → cluster
 //     "local_app", router filter); tcp → tcp_proxy to "local_app".
-//     The route's timeout is the service's service-defaults
-//     LocalRequestTimeoutMs when set (else Envoy's default, 15 s).
+//     The route's timeout is the proxy Config local_request_timeout_ms
+//     (0 disables it), else the service-defaults LocalRequestTimeoutMs,
+//     else Envoy's default (15 s). The proxy Config bind_address and
+//     bind_port, when set, replace the registration's address and port.
 //   - cluster "local_app": STATIC, LocalServiceAddress (127.0.0.1 if
-//     empty):LocalServicePort, connect_timeout from service-defaults
-//     LocalConnectTimeoutMs (5 s when unset), HTTP/2 protocol options when
-//     the service speaks http2 or grpc.
+//     empty):LocalServicePort, connect_timeout from the proxy Config
+//     local_connect_timeout_ms, else service-defaults LocalConnectTimeoutMs,
+//     else 5 s; HTTP/2 protocol options when the service speaks http2 or
+//     grpc. (Registration config wins over central config, as in Consul.)
 //   - per upstream with ID <id> (the destination service name, plus
 //     "?dc=<dc>" for another datacenter): listener "upstream:<id>" on
 //     LocalBindAddress (127.0.0.1 if empty):LocalBindPort; HTTP protocols →

@@ -100,6 +100,19 @@ var sidecarCases = []sidecarCase{
 		},
 	},
 	{
+		name: "sidecar_proxy_config_overrides_service_defaults",
+		change: func(s *mesh.Snapshot) {
+			s.Config.ServiceDefaults["web"] = &mesh.ServiceDefaults{
+				Name: "web", Protocol: "http",
+				LocalConnectTimeout: 1500 * time.Millisecond, LocalRequestTimeout: 30 * time.Second,
+			}
+			proxy(s).Config = map[string]string{
+				"bind_address": "0.0.0.0", "bind_port": "20000",
+				"local_connect_timeout_ms": "250", "local_request_timeout_ms": "0",
+			}
+		},
+	},
+	{
 		name:   "sidecar_tcp_upstream",
 		change: func(s *mesh.Snapshot) {},
 	},

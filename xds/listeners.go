@@ -16,8 +16,8 @@ import (
 // arrives on the sidecar's port goes to the local app, through an
 // HttpConnectionManager (inline route configuration) for HTTP protocols or
 // tcp_proxy for tcp. requestTimeout bounds requests to the local app (HTTP
-// only; 0 = Envoy's default).
-func publicListener(host string, port int, proto Protocol, requestTimeout time.Duration) (*listenerv3.Listener, error) {
+// only; nil = Envoy's default, 0 = none).
+func publicListener(host string, port int, proto Protocol, requestTimeout *time.Duration) (*listenerv3.Listener, error) {
 	var filter *listenerv3.Filter
 	var err error
 	if proto.IsHTTP() {

@@ -33,12 +33,11 @@ func routeConfig(name string, domains []string, cluster string) *routev3.RouteCo
 
 // localAppRouteConfig is the public listener's (inline) route
 // configuration: anything that reached this sidecar goes to the local app.
-// A non-zero timeout is service-defaults LocalRequestTimeoutMs; zero keeps
-// Envoy's route default (15 s), as Consul does.
-func localAppRouteConfig(timeout time.Duration) *routev3.RouteConfiguration {
+// A nil timeout keeps Envoy's route default (15 s); zero disables it.
+func localAppRouteConfig(timeout *time.Duration) *routev3.RouteConfiguration {
 	rc := routeConfig(LocalAppName, []string{"*"}, LocalAppName)
-	if timeout > 0 {
-		rc.VirtualHosts[0].Routes[0].GetRoute().Timeout = durationpb.New(timeout)
+	if timeout != nil {
+		rc.VirtualHosts[0].Routes[0].GetRoute().Timeout = durationpb.New(*timeout)
 	}
 	return rc
 }

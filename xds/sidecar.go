@@ -3,7 +3,6 @@ package xds
 import (
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 
@@ -15,11 +14,6 @@ import (
 // or its registration has not reached the snapshot yet. Test with
 // errors.Is.
 var ErrUnknownProxy = errors.New("unknown proxy")
-
-const (
-	defaultPublicAddress   = "0.0.0.0"
-	defaultLoopbackAddress = "127.0.0.1"
-)
 
 // ForSidecar translates the mesh into the resources of the connect-proxy
 // registered as proxyID: its public listener and local_app cluster, and for
@@ -59,38 +53,6 @@ func ForSidecar(snap *mesh.Snapshot, proxyID string) (*Resources, error) {
 		return nil, fmt.Errorf("sidecar %s: %w", proxyID, err)
 	}
 	return res, nil
-}
-
-// publicResources are the public listener and the local_app cluster.
-func publicResources(snap *mesh.Snapshot, p *mesh.Proxy) ([]types.Resource, error) {
-	proto, err := serviceProtocol(&snap.Config, p.DestinationService)
-	if err != nil {
-		return nil, fmt.Errorf("listeners for %s: %s: %w", p.ID, PublicListenerName, err)
-	}
-	if p.Port <= 0 || p.Port > 65535 {
-		return nil, fmt.Errorf("listeners for %s: %s: proxy port %d is not a TCP port", p.ID, PublicListenerName, p.Port)
-	}
-	// service-defaults LocalConnectTimeoutMs / LocalRequestTimeoutMs of the
-	// service this sidecar fronts; zero means the default.
-	connectTimeout, requestTimeout := DefaultConnectTimeout, time.Duration(0)
-	if sd := snap.Config.ServiceDefaults[p.DestinationService]; sd != nil {
-		if sd.LocalConnectTimeout > 0 {
-			connectTimeout = sd.LocalConnectTimeout
-		}
-		requestTimeout = sd.LocalRequestTimeout
-	}
-	listener, err := publicListener(orDefault(p.Address, defaultPublicAddress), p.Port, proto, requestTimeout)
-	if err != nil {
-		return nil, fmt.Errorf("listeners for %s: %w", p.ID, err)
-	}
-	if p.LocalServicePort <= 0 || p.LocalServicePort > 65535 {
-		return nil, fmt.Errorf("clusters for %s: %s: local service port %d is not a TCP port", p.ID, LocalAppName, p.LocalServicePort)
-	}
-	cluster, err := localAppCluster(orDefault(p.LocalServiceAddress, defaultLoopbackAddress), p.LocalServicePort, proto, connectTimeout)
-	if err != nil {
-		return nil, fmt.Errorf("clusters for %s: %w", p.ID, err)
-	}
-	return []types.Resource{listener, cluster}, nil
 }
 
 // upstreamResources are, per upstream, its listener, its route

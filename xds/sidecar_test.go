@@ -115,7 +115,7 @@ func TestForSidecarErrors(t *testing.T) {
 		{
 			name:    "proxy without a local service port",
 			change:  func(s *mesh.Snapshot) { proxy(s).LocalServicePort = 0 },
-			wantErr: []string{"clusters for web-1-sidecar-proxy", "local_app", "local service port 0"},
+			wantErr: []string{"listeners for web-1-sidecar-proxy", "local service port 0"},
 		},
 		{
 			name: "include-warning that is not a bool",
@@ -123,6 +123,16 @@ func TestForSidecarErrors(t *testing.T) {
 				s.Config.ServiceDefaults["api"] = &mesh.ServiceDefaults{Name: "api", Meta: map[string]string{IncludeWarningKey: "sometimes"}}
 			},
 			wantErr: []string{"endpoints for web-1-sidecar-proxy", "service-defaults/api", IncludeWarningKey},
+		},
+		{
+			name:    "proxy Config bind_port that is not a number",
+			change:  func(s *mesh.Snapshot) { proxy(s).Config = map[string]string{"bind_port": "eighty"} },
+			wantErr: []string{"listeners for web-1-sidecar-proxy", "public_listener", `proxy Config[bind_port] = "eighty"`},
+		},
+		{
+			name:    "proxy Config timeout that is negative",
+			change:  func(s *mesh.Snapshot) { proxy(s).Config = map[string]string{"local_request_timeout_ms": "-1"} },
+			wantErr: []string{`proxy Config[local_request_timeout_ms] = "-1"`},
 		},
 		{
 			name:    "upstream without a destination",

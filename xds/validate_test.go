@@ -92,7 +92,7 @@ func TestValidate(t *testing.T) {
 		{
 			name: "inline route to a missing cluster",
 			items: func(t *testing.T) []types.Resource {
-				l, err := publicListener("0.0.0.0", 21000, ProtocolHTTP, 0)
+				l, err := publicListener("0.0.0.0", 21000, ProtocolHTTP, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
