@@ -107,6 +107,10 @@ func checkNACKReported(t *testing.T, cp *controlPlane, protocol, version, reason
 		t.Errorf("NACK log resources = %v, want api.default.dc1.internal among them", f["resources"])
 	}
 
+	if entries, _ := f["config_entries"].([]any); !slices.Contains(entries, any("proxy-defaults/global")) {
+		t.Errorf("NACK log config_entries = %v, want proxy-defaults/global among them", f["config_entries"])
+	}
+
 	code, body := httpGet(t, "http://"+cp.Admin+"/status")
 	if code != 200 {
 		t.Fatalf("/status: %d", code)

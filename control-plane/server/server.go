@@ -63,6 +63,7 @@ type Server struct {
 func New(log *zap.Logger, src Source, tr Translator, m *metrics.Metrics, opts Options) *Server {
 	opts = opts.withDefaults()
 	st := newStreams(log, m)
+	st.entries = func(nodeID string, names []string) []string { return configEntries(src.Current(), nodeID, names) }
 	// ads=false on purpose: in ADS mode the cache stays silent when a
 	// request's resource names are not a superset of the snapshot's, and a
 	// proxyless client subscribes to one listener of the many the shared

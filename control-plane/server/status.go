@@ -17,8 +17,11 @@ type NACK struct {
 	// Error is the client's error_detail message.
 	Error string `json:"error"`
 	// Resources are the names in the rejected response.
-	Resources []string  `json:"resources,omitempty"`
-	At        time.Time `json:"at"`
+	Resources []string `json:"resources,omitempty"`
+	// ConfigEntries are the Consul config entries that shape those
+	// resources ("service-resolver/api"), where to look for the cause.
+	ConfigEntries []string  `json:"config_entries,omitempty"`
+	At            time.Time `json:"at"`
 }
 
 // TypeStatus is one resource type on one stream.
@@ -67,6 +70,7 @@ func (s *streams) Status() []ProxyStatus {
 			if ts.lastNACK != nil {
 				n := *ts.lastNACK
 				n.Resources = slices.Clone(n.Resources)
+				n.ConfigEntries = slices.Clone(n.ConfigEntries)
 				tstat.LastNACK = &n
 			}
 			ps.Types[t] = tstat

@@ -38,6 +38,9 @@ type streams struct {
 	log     *zap.Logger
 	metrics *metrics.Metrics
 	now     func() time.Time
+	// entries names the config entries behind a node's resources (for
+	// NACKs); it only reads the immutable current model.
+	entries func(nodeID string, names []string) []string
 
 	mu      sync.Mutex
 	byKey   map[streamKey]*streamState
@@ -240,11 +243,15 @@ func (s *streams) request(key streamKey, r request) error {
 			version = "" // a NACK of a response we no longer remember
 		}
 		n := &NACK{Version: version, Nonce: r.nonce, Error: r.errMsg.GetMessage(), Resources: p.resourceNames(), At: s.now()}
+		if s.entries != nil {
+			n.ConfigEntries = s.entries(st.nodeID, n.Resources)
+		}
 		ts.lastNACK = n
 		s.metrics.NACKs.WithLabelValues(shortType(r.typeURL)).Inc()
 		s.log.Warn("NACK", zap.String("node_id", st.nodeID), zap.String("protocol", string(key.protocol)),
 			zap.String("type", r.typeURL), zap.String("version", version), zap.String("nonce", r.nonce),
 			zap.Strings("resources", n.Resources), zap.String("error_detail", n.Error),
+			zap.Strings("config_entries", n.ConfigEntries),
 			zap.String("accepted_version", ts.lastACKed))
 	case r.nonce != "" && known:
 		delete(ts.pending, r.nonce)
