@@ -135,6 +135,14 @@ func TestForSidecarErrors(t *testing.T) {
 			wantErr: []string{`proxy Config[local_request_timeout_ms] = "-1"`},
 		},
 		{
+			name: "upstream on the public listener's port",
+			change: func(s *mesh.Snapshot) {
+				proxy(s).Address = ""
+				proxy(s).Upstreams[0].LocalBindPort = 21000
+			},
+			wantErr: []string{"sidecar web-1-sidecar-proxy", `listeners "public_listener" and "upstream:api" both bind port 21000 (0.0.0.0, 127.0.0.1)`},
+		},
+		{
 			name:    "upstream without a destination",
 			change:  func(s *mesh.Snapshot) { proxy(s).Upstreams[0].DestinationName = "" },
 			wantErr: []string{"listeners for web-1-sidecar-proxy", "upstream without a destination name"},

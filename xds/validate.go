@@ -28,7 +28,10 @@ const maxValidationErrors = 10
 //   - every cluster a route (RDS or inline) or a tcp_proxy names exists;
 //   - every EDS cluster has its ClusterLoadAssignment;
 //   - every route configuration and load assignment is referenced (an
-//     unreferenced one is a generator bug and would never be requested).
+//     unreferenced one is a generator bug and would never be requested);
+//   - no two listeners bind the same port on overlapping addresses (the
+//     same address, or a wildcard 0.0.0.0 / ::), which Envoy or the sidecar
+//     would only discover when binding.
 //
 // The error lists up to ten problems, each naming the resource.
 func Validate(r *Resources) error {
@@ -92,11 +95,22 @@ func (v *validator) consistent(r *Resources) {
 		}
 	}
 
+	binds := make(map[uint32][]bind)
 	for _, item := range r.Items(resource.ListenerType) {
 		l, ok := item.(*listenerv3.Listener)
 		if !ok {
 			v.addf("listener %q is a %T", cache.GetResourceName(item), item)
 			continue
+		}
+		if sa := l.GetAddress().GetSocketAddress(); sa != nil {
+			b := bind{listener: l.GetName(), host: sa.GetAddress()}
+			for _, other := range binds[sa.GetPortValue()] {
+				if other.overlaps(b) {
+					v.addf("listeners %q and %q both bind port %d (%s, %s)",
+						other.listener, b.listener, sa.GetPortValue(), other.host, b.host)
+				}
+			}
+			binds[sa.GetPortValue()] = append(binds[sa.GetPortValue()], b)
 		}
 		owner := fmt.Sprintf("listener %q", l.GetName())
 		refs, err := listenerRefs(l)
@@ -146,6 +160,19 @@ func (v *validator) consistent(r *Resources) {
 			v.addf("load assignment %q is not referenced by any EDS cluster", name)
 		}
 	}
+}
+
+// bind is where a listener listens, to find two that cannot both bind.
+type bind struct {
+	listener string
+	host     string
+}
+
+// overlaps: the same address, or either is a wildcard (0.0.0.0 or ::)
+// which takes the port on every address.
+func (b bind) overlaps(o bind) bool {
+	wildcard := func(h string) bool { return h == "0.0.0.0" || h == "::" || h == "" }
+	return b.host == o.host || wildcard(b.host) || wildcard(o.host)
 }
 
 // references are the names a listener depends on.

@@ -101,6 +101,35 @@ func TestValidate(t *testing.T) {
 			wantErr: `listener "public_listener": cluster "local_app" does not exist`,
 		},
 		{
+			name: "same port on two specific addresses",
+			items: func(t *testing.T) []types.Resource {
+				a, err := upstreamListener("a", "127.0.0.1", 9000, ProtocolTCP, cluster)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, err := upstreamListener("b", "127.0.0.2", 9000, ProtocolTCP, cluster)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return []types.Resource{a, b, mustEDSCluster(t, cluster), cla(cluster)}
+			},
+		},
+		{
+			name: "same port on a specific and the wildcard address",
+			items: func(t *testing.T) []types.Resource {
+				a, err := upstreamListener("a", "127.0.0.1", 9000, ProtocolTCP, cluster)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, err := upstreamListener("b", "::", 9000, ProtocolTCP, cluster)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return []types.Resource{a, b, mustEDSCluster(t, cluster), cla(cluster)}
+			},
+			wantErr: `listeners "upstream:a" and "upstream:b" both bind port 9000`,
+		},
+		{
 			name: "unreferenced route configuration",
 			items: func(t *testing.T) []types.Resource {
 				return []types.Resource{proxylessRouteConfig("api", cluster), mustEDSCluster(t, cluster), cla(cluster)}
