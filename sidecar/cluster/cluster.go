@@ -220,6 +220,23 @@ func (s *Set) Close() {
 	s.retired = nil
 }
 
+// HealthName is Envoy's name for an EDS health status.
+func HealthName(h config.HealthStatus) string {
+	switch h {
+	case config.HealthHealthy:
+		return "HEALTHY"
+	case config.HealthUnhealthy:
+		return "UNHEALTHY"
+	case config.HealthDraining:
+		return "DRAINING"
+	case config.HealthTimeout:
+		return "TIMEOUT"
+	case config.HealthDegraded:
+		return "DEGRADED"
+	}
+	return "UNKNOWN"
+}
+
 // HostStatus is one host's state for the admin /clusters endpoint.
 type HostStatus struct {
 	Cluster  string

@@ -120,6 +120,29 @@ func TestRoundRobinIsSmooth(t *testing.T) {
 	}
 }
 
+func TestRoundRobinManyHosts(t *testing.T) {
+	var ws []uint32
+	for i := range 2000 {
+		ws = append(ws, uint32(1+i%4))
+	}
+	eps := endpoints(ws...)
+	start := time.Now()
+	c := build(t, &config.Cluster{Name: "c", Endpoints: eps})
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("building round robin over 2000 hosts took %v", d)
+	}
+	// One full schedule: each host exactly its weight.
+	got := map[string]int{}
+	for range 5000 {
+		got[c.Pick(0, false).Address]++
+	}
+	for i, w := range ws {
+		if a := eps[i].Address; got[a] != int(w) {
+			t.Fatalf("%s picked %d times in one cycle, want %d", a, got[a], w)
+		}
+	}
+}
+
 func TestHashStickiness(t *testing.T) {
 	for _, lb := range []config.LBPolicy{config.RingHash, config.Maglev} {
 		t.Run(fmt.Sprint(lb), func(t *testing.T) {

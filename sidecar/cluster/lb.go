@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"container/heap"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -71,10 +72,31 @@ func newRoundRobin(hosts []weighted) *roundRobin {
 			sum += ws[i]
 		}
 	}
-	// nginx smooth weighted round robin: each step every host gains its
-	// weight, the richest is picked and pays the total.
-	cur := make([]int64, len(hosts))
 	rr := &roundRobin{schedule: make([]*Host, 0, sum)}
+	switch {
+	case sum == int64(len(hosts)):
+		// Equal weights: plain rotation.
+		for _, h := range hosts {
+			rr.schedule = append(rr.schedule, h.host)
+		}
+	case len(hosts) > 64:
+		// Many hosts: the nginx loop below is O(sum × hosts); use an
+		// earliest-deadline-first schedule (what Envoy uses), O(sum log n).
+		rr.schedule = edfSchedule(hosts, ws, sum)
+	default:
+		rr.schedule = smoothSchedule(hosts, ws, sum)
+	}
+	// Start somewhere random so that sidecars do not move in lockstep
+	// (Envoy does the same).
+	rr.next.Store(rand.Uint64N(uint64(len(rr.schedule))))
+	return rr
+}
+
+// smoothSchedule is nginx's smooth weighted round robin: each step every
+// host gains its weight, the richest is picked and pays the total.
+func smoothSchedule(hosts []weighted, ws []int64, sum int64) []*Host {
+	cur := make([]int64, len(hosts))
+	out := make([]*Host, 0, sum)
 	for range sum {
 		best := 0
 		for i := range cur {
@@ -84,12 +106,47 @@ func newRoundRobin(hosts []weighted) *roundRobin {
 			}
 		}
 		cur[best] -= sum
-		rr.schedule = append(rr.schedule, hosts[best].host)
+		out = append(out, hosts[best].host)
 	}
-	// Start somewhere random so that sidecars do not move in lockstep
-	// (Envoy does the same).
-	rr.next.Store(rand.Uint64N(uint64(len(rr.schedule))))
-	return rr
+	return out
+}
+
+// edfSchedule picks, sum times, the host whose next deadline (picks+1) /
+// weight is earliest; ties go to the lower index.
+func edfSchedule(hosts []weighted, ws []int64, sum int64) []*Host {
+	h := &edfHeap{}
+	for i := range hosts {
+		h.items = append(h.items, edfItem{deadline: 1 / float64(ws[i]), idx: i})
+	}
+	heap.Init(h)
+	out := make([]*Host, 0, sum)
+	for range sum {
+		it := &h.items[0]
+		out = append(out, hosts[it.idx].host)
+		it.deadline += 1 / float64(ws[it.idx])
+		heap.Fix(h, 0)
+	}
+	return out
+}
+
+type edfItem struct {
+	deadline float64
+	idx      int
+}
+
+type edfHeap struct{ items []edfItem }
+
+func (h *edfHeap) Len() int { return len(h.items) }
+func (h *edfHeap) Less(i, j int) bool {
+	a, b := h.items[i], h.items[j]
+	return a.deadline < b.deadline || a.deadline == b.deadline && a.idx < b.idx
+}
+func (h *edfHeap) Swap(i, j int) { h.items[i], h.items[j] = h.items[j], h.items[i] }
+func (h *edfHeap) Push(x any)   { h.items = append(h.items, x.(edfItem)) }
+func (h *edfHeap) Pop() any {
+	it := h.items[len(h.items)-1]
+	h.items = h.items[:len(h.items)-1]
+	return it
 }
 
 func gcd(a, b uint32) uint32 {

@@ -18,6 +18,8 @@ import (
 	"github.com/seed-a778acb4/consulate/sidecar/config"
 )
 
+var tcpBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
 type tcpState struct {
 	cfg      *config.TCPProxy
 	listener string
@@ -135,7 +137,9 @@ func (t *tcpListener) handle(down net.Conn) {
 // idle timeout ends the copy only when neither direction moved for that
 // long (last is shared by both directions). It returns the bytes copied.
 func pipe(dst, src net.Conn, idle time.Duration, last *atomic.Int64) int64 {
-	buf := make([]byte, 32<<10)
+	bp := tcpBufs.Get().(*[]byte)
+	defer tcpBufs.Put(bp)
+	buf := *bp
 	var n int64
 	for {
 		if idle > 0 {
