@@ -73,3 +73,29 @@ func TestSidecarFollowsConsul(t *testing.T) {
 		})
 	}
 }
+
+// TestSidecarConnectingBeforeItsRegistration: a sidecar whose proxy ID
+// Consul does not know yet is logged and served nothing, then gets its
+// configuration as soon as the registration appears.
+func TestSidecarConnectingBeforeItsRegistration(t *testing.T) {
+	a := consultest.Start(t)
+	cp := startControlPlane(t, a.HTTPAddr)
+	setProtocolHTTP(t, a.Client)
+	registerAPI(t, a.Client, "api-1", 7001)
+	m := adstest.NewMirror(t, adstest.Dial(t, cp.XDS), nodeFor(webProxyID), "delta", allTypes...)
+
+	waitLog(t, cp, "node is not a sidecar registered in Consul nor a gRPC client; serving nothing until its proxy registration appears", 10*time.Second)
+	if st := statusOf(cp.Server, webProxyID); len(st) != 1 || st[0].Kind != server.KindUnregistered {
+		t.Errorf("status = %+v, want one unregistered stream", st)
+	}
+	if v := m.View(); v.Responses != 0 {
+		t.Fatalf("an unregistered sidecar was sent %d responses:%s", v.Responses, describe(v))
+	}
+
+	registerWeb(t, a.Client)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if v, err := m.WaitFor(ctx, "config once registered", fullSidecarConfig); err != nil {
+		t.Fatalf("%v; have%s", err, describe(v))
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"github.com/google/go-cmp/cmp"
+	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/grpc"
 
 	"github.com/seed-a778acb4/consulate/control-plane/internal/adstest"
@@ -318,5 +319,39 @@ func TestShutdownEndsStreams(t *testing.T) {
 	}
 	if _, err := net.DialTimeout("tcp", lis.Addr().String(), time.Second); err == nil || !strings.Contains(err.Error(), "refused") {
 		t.Errorf("dial after shutdown: %v, want connection refused", err)
+	}
+}
+
+func TestBurstOfModelChangesIsOneRebuild(t *testing.T) {
+	const id = "web-1-sidecar-proxy"
+	src := newFakeSource(model(1, map[string][]string{id: {"api"}}, map[string][]int{"api": {1}}))
+	ts := startServer(t, src, Options{Debounce: 100 * time.Millisecond, MaxDelay: 2 * time.Second})
+	m := adstest.NewMirror(t, adstest.Dial(t, ts.addr), sidecarNode(id), "sotw", adstest.EndpointType)
+	ctx, cancel := context.WithTimeout(t.Context(), recvTimeout)
+	defer cancel()
+	if _, err := m.WaitFor(ctx, "first EDS", func(v adstest.View) bool { return v.Responses == 1 }); err != nil {
+		t.Fatal(err)
+	}
+	rebuilds := func() uint64 {
+		var d dto.Metric
+		_ = ts.metrics.RebuildDuration.Write(&d)
+		return d.GetHistogram().GetSampleCount()
+	}
+	before := rebuilds()
+	// 20 changes, each well inside the debounce window of the previous.
+	for i := range 20 {
+		src.Set(model(uint64(i+2), map[string][]string{id: {"api"}}, map[string][]int{"api": {i + 2}}))
+	}
+	v, err := m.WaitFor(ctx, "the last endpoint", func(v adstest.View) bool {
+		return v.Versions[adstest.EndpointType] == "e:127.0.0.1:21"
+	})
+	if err != nil {
+		t.Fatalf("%v (version %q)", err, v.Versions[adstest.EndpointType])
+	}
+	if got := rebuilds() - before; got != 1 {
+		t.Errorf("%d rebuilds for a burst of 20 changes, want 1", got)
+	}
+	if v.Responses != 2 {
+		t.Errorf("%d EDS responses, want 2 (initial, after the burst)", v.Responses)
 	}
 }
