@@ -52,7 +52,12 @@
 // unchanged index means nothing changed, and consecutive requests of one
 // watch are spaced by the coalescing window (rate limiting). Errors back
 // off exponentially from Options.MinBackoff (100 ms) to Options.MaxBackoff
-// (30 s) with jitter.
+// (30 s) with jitter, and the request after an error starts again from
+// index 0: Consul holds a query until its index exceeds the wait index, so
+// against a restarted agent whose index is now lower, keeping the old one
+// would hide every change for a whole WaitTime. Every request has a
+// deadline (its wait plus Consul's jitter plus 30 s) so that a connection
+// that died silently is noticed.
 //
 // # Coalescing
 //

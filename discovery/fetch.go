@@ -44,8 +44,10 @@ func fetchServices(ctx context.Context, client *api.Client, concurrency int, b *
 					b.errs[i] = err
 					continue
 				}
-				q := (&api.QueryOptions{}).WithContext(ctx)
+				qctx, cancel := context.WithTimeout(ctx, requestMargin)
+				q := (&api.QueryOptions{}).WithContext(qctx)
 				entries, meta, err := client.Health().Service(b.names[i], "", false, q)
+				cancel()
 				if err != nil {
 					b.errs[i] = err
 					continue

@@ -8,6 +8,10 @@ import (
 	"github.com/hashicorp/consul/api"
 )
 
+// requestMargin bounds a request beyond the time Consul may legitimately
+// take to answer it (the blocking wait, if any).
+const requestMargin = 30 * time.Second
+
 // update is one blocking-query response whose index moved.
 type update[T any] struct {
 	value T
@@ -100,8 +104,12 @@ func watch[T any](ctx context.Context, opts Options, source string, query queryF
 			return
 		}
 		lastStart = time.Now()
-		q := (&api.QueryOptions{WaitIndex: index, WaitTime: opts.WaitTime}).WithContext(ctx)
+		// Consul adds up to WaitTime/16 of jitter; past that and a margin,
+		// the connection is dead without having said so (no RST).
+		qctx, cancel := context.WithTimeout(ctx, opts.WaitTime+opts.WaitTime/16+requestMargin)
+		q := (&api.QueryOptions{WaitIndex: index, WaitTime: opts.WaitTime}).WithContext(qctx)
 		v, meta, err := query(q)
+		cancel()
 		if ctx.Err() != nil {
 			return
 		}
