@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -442,4 +444,50 @@ func fullBacklog(t *testing.T) string {
 		t.Cleanup(func() { c.Close() })
 	}
 	return addr
+}
+
+func TestHTTP2PoolMultiplexes(t *testing.T) {
+	var inflight, peak atomic.Int64
+	release := make(chan struct{})
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := inflight.Add(1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		<-release
+		inflight.Add(-1)
+	}))
+	srv.Config.Protocols = new(http.Protocols)
+	srv.Config.Protocols.SetUnencryptedHTTP2(true)
+	srv.Start()
+	defer srv.Close()
+	c := build(t, &config.Cluster{Name: "c", Protocol: config.HTTP2, Endpoints: []config.Endpoint{{Address: srv.Listener.Addr().String(), Weight: 1}}})
+	h := c.Pick(0, false)
+	const n = 10
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			req, _ := http.NewRequestWithContext(t.Context(), "GET", "http://"+h.Address+"/", nil)
+			if res, err := h.Transport().RoundTrip(req); err == nil {
+				res.Body.Close()
+			} else {
+				t.Error(err)
+			}
+		})
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for peak.Load() < n && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if got := h.connections.Load(); got != 1 {
+		t.Errorf("%d concurrent requests opened %d connections, want 1 (multiplexed)", n, got)
+	}
+	close(release)
+	wg.Wait()
+	if peak.Load() != n {
+		t.Errorf("peak concurrency %d, want %d", peak.Load(), n)
+	}
 }

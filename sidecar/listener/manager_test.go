@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -26,8 +27,15 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func newManager(t *testing.T) (*Manager, *observer.ObservedLogs) {
 	t.Helper()
+	m, logs, _ := newManagerWithRegistry(t)
+	return m, logs
+}
+
+func newManagerWithRegistry(t *testing.T) (*Manager, *observer.ObservedLogs, *prometheus.Registry) {
+	t.Helper()
 	core, logs := observer.New(zap.InfoLevel)
-	m, err := NewManager(zap.New(core), prometheus.NewRegistry(), Options{DrainTimeout: 5 * time.Second})
+	reg := prometheus.NewRegistry()
+	m, err := NewManager(zap.New(core), reg, Options{DrainTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +46,7 @@ func newManager(t *testing.T) (*Manager, *observer.ObservedLogs) {
 			t.Errorf("Close: %v", err)
 		}
 	})
-	return m, logs
+	return m, logs, reg
 }
 
 // named starts an upstream answering its name; /slow waits for release.
@@ -380,5 +388,82 @@ func TestKindChangeOnSameAddress(t *testing.T) {
 	c.(*net.TCPConn).CloseWrite()
 	if got, _ := io.ReadAll(c); string(got) != "raw bytes" {
 		t.Errorf("TCP proxy on the reused address echoed %q", got)
+	}
+}
+
+func TestTCPIdleTimeout(t *testing.T) {
+	echo := echoServer(t)
+	m, _ := newManager(t)
+	if err := m.Apply(&config.Config{
+		Listeners: map[string]*config.Listener{"l": {Name: "l", Address: "127.0.0.1:0", TCP: &config.TCPProxy{Cluster: "echo", IdleTimeout: 200 * time.Millisecond}}},
+		Clusters:  map[string]*config.Cluster{"echo": clusterAt("echo", echo)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", m.Addr("l").String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	// Active for 3× the idle timeout: the connection stays.
+	for i := range 6 {
+		fmt.Fprintf(c, "%d\n", i)
+		if line, err := br.ReadString('\n'); err != nil || line != fmt.Sprintf("%d\n", i) {
+			t.Fatalf("echo %d: %q %v", i, line, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// Then idle: the proxy closes it.
+	start := time.Now()
+	if _, err := br.ReadByte(); !errors.Is(err, io.EOF) {
+		t.Fatalf("read after idling: %v, want EOF", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("closed after %v of idleness, want about 200ms", d)
+	}
+}
+
+func TestActiveConnectionsMetric(t *testing.T) {
+	a := named(t, "a", nil)
+	m, _, reg := newManagerWithRegistry(t)
+	if err := m.Apply(&config.Config{Listeners: map[string]*config.Listener{"web": httpLn("web", "127.0.0.1:0", "r")},
+		Routes: map[string]*config.RouteConfig{"r": routeTo("r", "a")}, Clusters: map[string]*config.Cluster{"a": clusterAt("a", a)}}); err != nil {
+		t.Fatal(err)
+	}
+	gauge := func() float64 {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "consulate_sidecar_downstream_connections_active" {
+				for _, mt := range mf.GetMetric() {
+					return mt.GetGauge().GetValue()
+				}
+			}
+		}
+		return -1
+	}
+	c := client(t)
+	if body, _, err := fetch(t, c, "http://"+m.Addr("web").String()+"/"); err != nil || body != "a" {
+		t.Fatalf("%q %v", body, err)
+	}
+	if g := gauge(); g != 1 {
+		t.Errorf("active connections with one keep-alive connection = %v, want 1", g)
+	}
+	c.Transport.(*http.Transport).CloseIdleConnections()
+	deadline := time.Now().Add(5 * time.Second)
+	for gauge() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("active connections after close = %v, want 0", gauge())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Clusters reports the host's live state.
+	st := m.Clusters()
+	if len(st) != 1 || st[0].Cluster != "a" || st[0].TotalRequests != 1 || !st[0].Available {
+		t.Errorf("Clusters() = %+v", st)
 	}
 }

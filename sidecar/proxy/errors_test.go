@@ -239,3 +239,17 @@ func TestStreamIdleTimeout(t *testing.T) {
 		t.Errorf("flags %v, want SI", f)
 	}
 }
+
+func TestHTTP2StreamReset(t *testing.T) {
+	up := upstream(t, true, func(w http.ResponseWriter, r *http.Request) {
+		panic(http.ErrAbortHandler) // RST_STREAM before any header
+	})
+	p := startProxy(t, catchAll(toCluster("c")), map[string]*config.Cluster{"c": oneHost("c", addrOf(up), config.HTTP2)}, nil)
+	res, _ := get(t, client(t, false), newReq(t, "GET", p.url("/reset"), ""))
+	if res.StatusCode != 503 {
+		t.Errorf("status %d, want 503", res.StatusCode)
+	}
+	if f := p.logFor(t, "/reset")["response_flags"]; f != "UR" {
+		t.Errorf("flags %v, want UR", f)
+	}
+}
