@@ -142,7 +142,7 @@ func (h *edfHeap) Less(i, j int) bool {
 	return a.deadline < b.deadline || a.deadline == b.deadline && a.idx < b.idx
 }
 func (h *edfHeap) Swap(i, j int) { h.items[i], h.items[j] = h.items[j], h.items[i] }
-func (h *edfHeap) Push(x any)   { h.items = append(h.items, x.(edfItem)) }
+func (h *edfHeap) Push(x any)    { h.items = append(h.items, x.(edfItem)) }
 func (h *edfHeap) Pop() any {
 	it := h.items[len(h.items)-1]
 	h.items = h.items[:len(h.items)-1]
