@@ -116,11 +116,18 @@ func (b *builder) nodesChanged(ctx context.Context) {
 	for _, id := range b.streams.takeChanged() {
 		node, ok := b.streams.node(id)
 		if ok {
-			if _, have := b.nodes[id]; !have {
-				e := &built{id: id, node: node}
+			e, have := b.nodes[id]
+			if !have {
+				e = &built{id: id, node: node}
 				b.nodes[id] = e
-				fresh = append(fresh, e)
+			} else {
+				// It went away and came back before we looked: its cache
+				// entry is intact, but its stream state (and perhaps its
+				// user agent) is new.
+				e.node = node
+				b.streams.setKind(id, e.kind)
 			}
+			fresh = append(fresh, e)
 			continue
 		}
 		if _, have := b.nodes[id]; have && b.streams.whileGone(id, func() { b.cache.ClearSnapshot(id) }) {

@@ -1,0 +1,54 @@
+package server
+
+import (
+	"context"
+	"testing"
+
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"go.uber.org/zap"
+)
+
+// TestReconnectBeforeBuilderLooks: a node whose stream closes and reopens
+// before the builder handles the change keeps its snapshot and gets its
+// kind back in the status.
+func TestReconnectBeforeBuilderLooks(t *testing.T) {
+	const id = "web-1-sidecar-proxy"
+	src := newFakeSource(model(1, map[string][]string{id: {"api"}}, map[string][]int{"api": {1}}))
+	m := newMetrics()
+	st := newStreams(zap.NewNop(), m)
+	b := &builder{log: zap.NewNop(), cache: cache.NewSnapshotCache(false, cache.IDHash{}, nil), streams: st,
+		source: src, tr: fakeTranslator{}, metrics: m, workers: 1, nodes: map[string]*built{}}
+	ctx := context.Background()
+	connect := func(streamID int64) {
+		t.Helper()
+		_ = st.OnStreamOpen(ctx, streamID, "")
+		if err := st.OnStreamRequest(streamID, &discovery.DiscoveryRequest{Node: sidecarNode(id), TypeUrl: "t"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	connect(1)
+	b.nodesChanged(ctx)
+	if _, err := b.cache.GetSnapshot(id); err != nil {
+		t.Fatalf("no snapshot after connect: %v", err)
+	}
+	st.OnStreamClosed(1, nil)
+	connect(2)
+	b.nodesChanged(ctx)
+	if _, err := b.cache.GetSnapshot(id); err != nil {
+		t.Fatalf("snapshot cleared although the node is connected: %v", err)
+	}
+	if got := st.Status(); len(got) != 1 || got[0].Kind != KindSidecar || got[0].StreamID != 2 {
+		t.Errorf("status = %+v, want stream 2 of a sidecar", got)
+	}
+
+	st.OnStreamClosed(2, nil)
+	b.nodesChanged(ctx)
+	if _, err := b.cache.GetSnapshot(id); err == nil {
+		t.Error("snapshot kept after the node left")
+	}
+	if len(b.nodes) != 0 {
+		t.Errorf("builder still tracks %d nodes", len(b.nodes))
+	}
+}
