@@ -2,7 +2,7 @@ package decode
 
 import (
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 
 	"google.golang.org/protobuf/proto"
@@ -152,25 +152,51 @@ func (e *UnsupportedError) Error() string {
 // field (in field-number order, depth first) that is not in the allow-list,
 // an Any whose type we do not implement, or unknown wire fields.
 func checkSupported(m proto.Message) error {
-	return walk(m.ProtoReflect(), "")
+	werr := walk(m.ProtoReflect())
+	if werr == nil {
+		return nil
+	}
+	// Segments were collected innermost first, while unwinding; the path
+	// is only built on error, keeping the accepting walk allocation-free.
+	slices.Reverse(werr.segs)
+	path := strings.Join(werr.segs, ".")
+	if u, ok := werr.err.(*UnsupportedError); ok {
+		u.Path = path
+		return u
+	}
+	if path == "" {
+		return werr.err
+	}
+	return fmt.Errorf("%s: %w", path, werr.err)
 }
 
-func walk(m protoreflect.Message, path string) error {
+// walkError carries an error and the path segments above it.
+type walkError struct {
+	segs []string
+	err  error
+}
+
+func (w *walkError) under(seg string) *walkError {
+	w.segs = append(w.segs, seg)
+	return w
+}
+
+func walk(m protoreflect.Message) *walkError {
 	md := m.Descriptor()
 	name := md.FullName()
 	if name == "google.protobuf.Any" {
-		return walkAny(m, path)
+		return walkAny(m)
 	}
 	if strings.HasPrefix(string(name), "google.protobuf.") {
 		// Well-known scalar wrappers and Duration carry no options.
 		return nil
 	}
 	if raw := m.GetUnknown(); len(raw) > 0 {
-		return &UnsupportedError{Path: path, Field: "(unknown field)", Reason: fmt.Sprintf("in %s is not known to this sidecar", name)}
+		return &walkError{err: &UnsupportedError{Field: "(unknown field)", Reason: fmt.Sprintf("in %s is not known to this sidecar", name)}}
 	}
 	set, ok := allowIndex[name]
 	if !ok {
-		return &UnsupportedError{Path: path, Field: string(name), Reason: "is not supported"}
+		return &walkError{err: &UnsupportedError{Field: string(name), Reason: "is not supported"}}
 	}
 	fields := md.Fields()
 	for i := 0; i < fields.Len(); i++ {
@@ -179,16 +205,16 @@ func walk(m protoreflect.Message, path string) error {
 			continue
 		}
 		if !set[fd.Name()] {
-			return &UnsupportedError{Path: path, Field: string(fd.Name()), Reason: "is not supported"}
+			return &walkError{err: &UnsupportedError{Field: string(fd.Name()), Reason: "is not supported"}}
 		}
-		if err := walkValue(fd, m.Get(fd), join(path, string(fd.Name()))); err != nil {
+		if err := walkValue(fd, m.Get(fd)); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func walkValue(fd protoreflect.FieldDescriptor, v protoreflect.Value, path string) error {
+func walkValue(fd protoreflect.FieldDescriptor, v protoreflect.Value) *walkError {
 	switch {
 	case fd.IsList():
 		if fd.Kind() != protoreflect.MessageKind && fd.Kind() != protoreflect.GroupKind {
@@ -196,60 +222,51 @@ func walkValue(fd protoreflect.FieldDescriptor, v protoreflect.Value, path strin
 		}
 		l := v.List()
 		for i := 0; i < l.Len(); i++ {
-			if err := walk(l.Get(i).Message(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
-				return err
+			if err := walk(l.Get(i).Message()); err != nil {
+				return err.under(fmt.Sprintf("%s[%d]", fd.Name(), i))
 			}
 		}
 	case fd.IsMap():
-		vd := fd.MapValue()
-		if vd.Kind() != protoreflect.MessageKind {
+		if fd.MapValue().Kind() != protoreflect.MessageKind {
 			return nil
 		}
 		mp := v.Map()
-		keys := make([]string, 0, mp.Len())
-		vals := make(map[string]protoreflect.Message, mp.Len())
-		mp.Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
-			ks := k.String()
-			keys = append(keys, ks)
-			vals[ks] = mv.Message()
+		keys := make([]protoreflect.MapKey, 0, mp.Len())
+		mp.Range(func(k protoreflect.MapKey, _ protoreflect.Value) bool {
+			keys = append(keys, k)
 			return true
 		})
-		sort.Strings(keys)
+		slices.SortFunc(keys, func(a, b protoreflect.MapKey) int { return strings.Compare(a.String(), b.String()) })
 		for _, k := range keys {
-			if err := walk(vals[k], fmt.Sprintf("%s[%q]", path, k)); err != nil {
-				return err
+			if err := walk(mp.Get(k).Message()); err != nil {
+				return err.under(fmt.Sprintf("%s[%q]", fd.Name(), k.String()))
 			}
 		}
 	case fd.Kind() == protoreflect.MessageKind || fd.Kind() == protoreflect.GroupKind:
-		return walk(v.Message(), path)
+		if err := walk(v.Message()); err != nil {
+			return err.under(string(fd.Name()))
+		}
 	}
 	return nil
 }
 
 // walkAny checks the type URL and walks the payload.
-func walkAny(m protoreflect.Message, path string) error {
+func walkAny(m protoreflect.Message) *walkError {
 	fields := m.Descriptor().Fields()
 	url := m.Get(fields.ByName("type_url")).String()
 	value := m.Get(fields.ByName("value")).Bytes()
 	// Like anypb, the type name is what follows the last '/'.
 	full := protoreflect.FullName(url[strings.LastIndexByte(url, '/')+1:])
 	if !allowedAny[full] {
-		return &UnsupportedError{Path: path, Field: "type_url", Reason: fmt.Sprintf("%q is not supported", url)}
+		return &walkError{err: &UnsupportedError{Field: "type_url", Reason: fmt.Sprintf("%q is not supported", url)}}
 	}
 	mt, err := protoregistry.GlobalTypes.FindMessageByName(full)
 	if err != nil {
-		return fmt.Errorf("%s: type %q: %w", path, url, err)
+		return &walkError{err: fmt.Errorf("type %q: %w", url, err)}
 	}
 	payload := mt.New()
 	if err := proto.Unmarshal(value, payload.Interface()); err != nil {
-		return fmt.Errorf("%s: %s: %w", path, full, err)
+		return &walkError{err: fmt.Errorf("%s: %w", full, err)}
 	}
-	return walk(payload, path)
-}
-
-func join(path, field string) string {
-	if path == "" {
-		return field
-	}
-	return path + "." + field
+	return walk(payload)
 }

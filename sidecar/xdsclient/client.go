@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	grpcbackoff "google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -142,6 +143,15 @@ func (c *Client) Run(ctx context.Context) error {
 	if len(dial) == 0 {
 		dial = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 	}
+	// grpc-go redials a lost connection with its own backoff (up to 120 s
+	// by default); bound it like ours so a restarted control plane is
+	// found again within BackoffMax.
+	dial = append(dial, grpc.WithConnectParams(grpc.ConnectParams{
+		Backoff: grpcbackoff.Config{
+			BaseDelay: c.opts.BackoffBase, Multiplier: 1.6, Jitter: 0.2, MaxDelay: c.opts.BackoffMax,
+		},
+		MinConnectTimeout: 5 * time.Second,
+	}))
 	conn, err := grpc.NewClient(c.opts.ControlPlane, dial...)
 	if err != nil {
 		return fmt.Errorf("xdsclient: dial %s: %w", c.opts.ControlPlane, err)
