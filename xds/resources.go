@@ -35,6 +35,9 @@ type Resources struct {
 type group struct {
 	version string
 	items   []types.Resource // sorted by name, names unique
+	names   []string         // names[i] is items[i]'s name
+	// versions[i] is items[i]'s content version (what delta xDS compares).
+	versions []string
 }
 
 // NewResources groups items by type URL, sorts each group by name and
@@ -58,20 +61,21 @@ func NewResources(items ...types.Resource) (*Resources, error) {
 		slices.SortFunc(list, func(a, b types.Resource) int {
 			return strings.Compare(cache.GetResourceName(a), cache.GetResourceName(b))
 		})
+		names := make([]string, len(list))
 		for i, item := range list {
-			name := cache.GetResourceName(item)
-			if name == "" {
+			names[i] = cache.GetResourceName(item)
+			if names[i] == "" {
 				return nil, fmt.Errorf("%s: resource without a name", shortType(typ))
 			}
-			if i > 0 && cache.GetResourceName(list[i-1]) == name {
-				return nil, fmt.Errorf("%s: duplicate name %q", shortType(typ), name)
+			if i > 0 && names[i-1] == names[i] {
+				return nil, fmt.Errorf("%s: duplicate name %q", shortType(typ), names[i])
 			}
 		}
-		version, err := contentVersion(list)
+		version, versions, err := contentVersions(names, list)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", shortType(typ), err)
 		}
-		r.groups[typ] = group{version: version, items: list}
+		r.groups[typ] = group{version: version, items: list, names: names, versions: versions}
 	}
 	return r, nil
 }
@@ -100,12 +104,18 @@ func (r *Resources) Items(typeURL resource.Type) []types.Resource {
 
 // Names returns the names of the resources of one type, sorted.
 func (r *Resources) Names(typeURL resource.Type) []string {
-	items := r.groups[typeURL].items
-	names := make([]string, len(items))
-	for i, item := range items {
-		names[i] = cache.GetResourceName(item)
+	return slices.Clone(r.groups[typeURL].names)
+}
+
+// ResourceVersions returns each resource's content version by name, for
+// one type.
+func (r *Resources) ResourceVersions(typeURL resource.Type) map[string]string {
+	g := r.groups[typeURL]
+	out := make(map[string]string, len(g.names))
+	for i, name := range g.names {
+		out[name] = g.versions[i]
 	}
-	return names
+	return out
 }
 
 // Versions returns a copy of the version of every type.
@@ -122,8 +132,21 @@ func (r *Resources) Versions() map[resource.Type]string {
 // on every type, so that a change in one endpoint would re-send listeners).
 // Every served type is present, empty ones included, so that a wildcard
 // request for a type this consumer has nothing of still gets an answer.
+//
+// The snapshot's VersionMap (per-resource versions for delta xDS) is
+// filled from the content versions computed when r was built, so
+// go-control-plane's ConstructVersionMap has nothing left to marshal.
 func (r *Resources) Snapshot() (*cache.Snapshot, error) {
-	snap := &cache.Snapshot{}
+	snap := &cache.Snapshot{VersionMap: make(map[string]map[string]string, types.UnknownType)}
+	for idx := range types.UnknownType {
+		typ, err := cache.GetResponseTypeURL(idx)
+		if err != nil {
+			return nil, fmt.Errorf("snapshot: %w", err)
+		}
+		// Types we do not serve get an empty map, as ConstructVersionMap
+		// would give them.
+		snap.VersionMap[typ] = r.ResourceVersions(typ)
+	}
 	for _, typ := range typeURLs {
 		idx := cache.GetResponseType(typ)
 		if idx == types.UnknownType {

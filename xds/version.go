@@ -2,7 +2,6 @@ package xds
 
 import (
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 
@@ -16,27 +15,38 @@ import (
 // gives equal bytes (within one protobuf runtime version).
 var deterministic = proto.MarshalOptions{Deterministic: true}
 
-// contentVersion hashes the deterministic encoding of items (already sorted
-// by name). Each item is length-prefixed so that two different lists can
-// never concatenate to the same bytes. Same content, same version; the
-// version says nothing else (not a counter, not a time).
-func contentVersion(items []types.Resource) (string, error) {
-	h := sha256.New()
+// versionLen is how many hex digits a version keeps: 64 bits are plenty to
+// tell the versions of one resource or one type apart.
+const versionLen = 16
+
+// contentVersions hashes the deterministic encoding of every item (sorted
+// by name, names unique) into a per-resource version, and the names and
+// per-resource versions into the type's version. Same content, same
+// version; the version says nothing else (not a counter, not a time).
+//
+// The per-resource versions are what delta xDS compares; computing them
+// here, where every resource is marshalled anyway, spares go-control-plane
+// a second marshal of every resource (Snapshot.ConstructVersionMap).
+func contentVersions(names []string, items []types.Resource) (string, []string, error) {
+	typeHash := sha256.New()
+	itemVersions := make([]string, len(items))
 	var buf []byte
-	var size [8]byte
-	for _, item := range items {
+	for i, item := range items {
 		var err error
 		buf, err = deterministic.MarshalAppend(buf[:0], item)
 		if err != nil {
-			return "", fmt.Errorf("version: marshal: %w", err)
+			return "", nil, fmt.Errorf("version of %q: marshal: %w", names[i], err)
 		}
-		binary.BigEndian.PutUint64(size[:], uint64(len(buf)))
-		h.Write(size[:])
-		h.Write(buf)
+		sum := sha256.Sum256(buf)
+		itemVersions[i] = hex.EncodeToString(sum[:versionLen/2])
+		// Names cannot contain NUL in practice, and the version has a fixed
+		// length, so name NUL version is an unambiguous record.
+		typeHash.Write([]byte(names[i]))
+		typeHash.Write([]byte{0})
+		typeHash.Write([]byte(itemVersions[i]))
 	}
-	sum := h.Sum(nil)
-	// 16 hex digits (64 bits) are plenty to tell versions of one type apart.
-	return hex.EncodeToString(sum[:8]), nil
+	sum := typeHash.Sum(nil)
+	return hex.EncodeToString(sum[:versionLen/2]), itemVersions, nil
 }
 
 // toAny packs m deterministically (anypb.New does not promise a stable

@@ -3,6 +3,7 @@ package xds
 import (
 	"testing"
 
+	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -120,5 +121,65 @@ func TestSnapshotCarriesPerTypeVersions(t *testing.T) {
 	}
 	if v1, v2 := snap.GetVersion(resource.ClusterType), snap.GetVersion(resource.EndpointType); v1 == v2 {
 		t.Errorf("clusters and endpoints share version %q; want per-type versions", v1)
+	}
+}
+
+func TestResourceVersions(t *testing.T) {
+	build := func(t *testing.T, change func(*mesh.Snapshot)) *Resources {
+		t.Helper()
+		snap := testMesh()
+		setProtocol(snap, "api", "http")
+		proxy(snap).Upstreams = append(proxy(snap).Upstreams, mesh.Upstream{DestinationName: "db", LocalBindPort: 5432})
+		change(snap)
+		res, err := ForSidecar(snap, testProxy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	before := build(t, func(*mesh.Snapshot) {})
+	after := build(t, func(s *mesh.Snapshot) { s.Services["db"].Instances[0].Port = 6543 })
+
+	for _, typ := range TypeURLs() {
+		b, a := before.ResourceVersions(typ), after.ResourceVersions(typ)
+		for name, v := range b {
+			moved := a[name] != v
+			wantMoved := typ == resource.EndpointType && name == "db.default.dc1.internal"
+			if moved != wantMoved {
+				t.Errorf("%s %q: version moved = %v, want %v", typ, name, moved, wantMoved)
+			}
+		}
+	}
+
+	// The snapshot carries them for delta xDS, with every type present like
+	// go-control-plane's own ConstructVersionMap would leave it.
+	snap, err := after.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := snap.ConstructVersionMap(); err != nil {
+		t.Fatal(err)
+	}
+	own := &cache.Snapshot{Resources: snap.Resources}
+	if err := own.ConstructVersionMap(); err != nil {
+		t.Fatal(err)
+	}
+	for typ, versions := range own.VersionMap {
+		var ours []string
+		for name := range snap.GetVersionMap(typ) {
+			ours = append(ours, name)
+		}
+		var theirs []string
+		for name := range versions {
+			theirs = append(theirs, name)
+		}
+		if diff := cmp.Diff(theirs, ours, sortStrings, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("%s: version map names (-go-control-plane +ours):\n%s", typ, diff)
+		}
+	}
+	for _, typ := range TypeURLs() {
+		if diff := cmp.Diff(after.ResourceVersions(typ), snap.GetVersionMap(typ)); diff != "" {
+			t.Errorf("%s: snapshot version map (-resources +snapshot):\n%s", typ, diff)
+		}
 	}
 }
