@@ -28,11 +28,13 @@ func (b backoff) delay(attempt int) time.Duration {
 // nackDelay spaces out repeated identical NACKs: go-control-plane's
 // snapshot cache answers a NACK by resending the same version at once,
 // which would otherwise spin (DESIGN.md, facts learned). The first NACK
-// goes out immediately; repeats wait 100 ms, 200 ms, ... up to 10 s.
+// goes out immediately; repeats wait 100 ms, 200 ms, ... up to 5 s (a
+// held NACK also holds back the server's next version for that type, so
+// the cap bounds how late a fix can arrive).
 func nackDelay(repeats int) time.Duration {
 	if repeats <= 0 {
 		return 0
 	}
 	d := 100 * time.Millisecond << min(repeats-1, 10)
-	return min(d, 10*time.Second)
+	return min(d, 5*time.Second)
 }

@@ -161,6 +161,28 @@ func (h *harness) gauge(t *testing.T, name string) float64 {
 	return 0
 }
 
+// counter reads a counter with the given type label from the registry.
+func (h *harness) counter(t *testing.T, name, typ string) float64 {
+	t.Helper()
+	mfs, err := h.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "type" && l.GetValue() == typ {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
+
 var protocols = []xdsclient.Protocol{xdsclient.Delta, xdsclient.SotW}
 
 func TestFullConfigAndUpdate(t *testing.T) {
@@ -232,6 +254,9 @@ func TestUnsupportedFieldIsNACKedAndOldConfigStays(t *testing.T) {
 			case cfg := <-h.applied:
 				t.Fatalf("a config was applied after the NACK: %v", cfg.Versions)
 			default:
+			}
+			if n := h.counter(t, "consulate_sidecar_xds_rejections_total", "cluster"); n < 1 {
+				t.Errorf("rejections_total{type=cluster} = %v, want >= 1", n)
 			}
 
 			// The control plane fixes it: the client is not stuck.
