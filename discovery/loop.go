@@ -160,8 +160,6 @@ func (l *loop) resyncAll(reason string) {
 		l.markPending(name)
 	}
 	l.unexplained = 0
-	// Config entry ModifyIndexes can repeat after a reset: decode afresh.
-	clear(l.b.entries)
 }
 
 func (l *loop) onCatalog(u update[map[string][]string]) {
@@ -221,9 +219,9 @@ func (l *loop) onChecks(u update[api.HealthChecks]) {
 	}
 	old := l.checks
 	l.checks, l.checksIndex = next, u.index
-	if !l.checksSeen || u.reset {
-		// The first read is covered by the initial full fetch; a reset by
-		// the catalog's.
+	if !l.checksSeen {
+		// The first read is covered by the initial full fetch. After a
+		// reset the diff below is still right: it compares content.
 		l.checksSeen = true
 		l.markDirty(time.Now())
 		return
@@ -259,6 +257,15 @@ func (l *loop) onChecks(u update[api.HealthChecks]) {
 }
 
 func (l *loop) onEntries(u update[kindEntries]) {
+	if u.reset {
+		// Decodings are cached by ModifyIndex, which a restarted Consul
+		// may reuse for different content: decode this kind afresh.
+		for ref := range l.b.entries {
+			if ref.Kind == u.value.kind {
+				delete(l.b.entries, ref)
+			}
+		}
+	}
 	l.entries[u.value.kind] = u.value.list
 	l.entryIndex[u.value.kind] = u.index
 	l.markDirty(time.Now())

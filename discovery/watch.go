@@ -16,8 +16,9 @@ const requestMargin = 30 * time.Second
 type update[T any] struct {
 	value T
 	index uint64
-	// reset: the index went backwards (a restarted or replaced Consul), so
-	// whatever was derived from earlier responses may be stale.
+	// reset: the index went backwards, or this is the first response after
+	// an error: Consul may have been restarted or replaced, so anything
+	// derived from earlier indexes may be stale.
 	reset bool
 }
 
@@ -138,7 +139,7 @@ func watch[T any](ctx context.Context, opts Options, source string, query queryF
 			continue
 		}
 		select {
-		case out <- update[T]{value: v, index: max(meta.LastIndex, 1), reset: reset}:
+		case out <- update[T]{value: v, index: max(meta.LastIndex, 1), reset: reset || recovered}:
 		case <-ctx.Done():
 			return
 		}
