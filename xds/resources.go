@@ -10,17 +10,23 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 )
 
-// TypeURLs are the resource types a Resources holds, in the order Envoy
-// wants them applied (CDS before EDS, LDS before RDS).
-var typeURLs = [...]resource.Type{
-	resource.ClusterType,
-	resource.EndpointType,
-	resource.ListenerType,
-	resource.RouteType,
+// servedTypes are the resource types a Resources holds, in the order Envoy
+// wants them applied (CDS before EDS, LDS before RDS). An array value, so
+// that no caller can change the package's idea of it.
+func servedTypes() [4]resource.Type {
+	return [...]resource.Type{
+		resource.ClusterType,
+		resource.EndpointType,
+		resource.ListenerType,
+		resource.RouteType,
+	}
 }
 
 // TypeURLs returns the type URLs every Resources carries (possibly empty).
-func TypeURLs() []resource.Type { return slices.Clone(typeURLs[:]) }
+func TypeURLs() []resource.Type {
+	t := servedTypes()
+	return t[:]
+}
 
 // Resources is one consumer's complete set of xDS resources: per type URL,
 // the resources sorted by name and a version derived from their content.
@@ -47,7 +53,7 @@ type group struct {
 //
 // NewResources does not validate; see Validate.
 func NewResources(items ...types.Resource) (*Resources, error) {
-	byType := make(map[resource.Type][]types.Resource, len(typeURLs))
+	byType := make(map[resource.Type][]types.Resource, len(servedTypes()))
 	for _, item := range items {
 		typ, err := typeURLOf(item)
 		if err != nil {
@@ -55,8 +61,8 @@ func NewResources(items ...types.Resource) (*Resources, error) {
 		}
 		byType[typ] = append(byType[typ], item)
 	}
-	r := &Resources{groups: make(map[resource.Type]group, len(typeURLs))}
-	for _, typ := range typeURLs {
+	r := &Resources{groups: make(map[resource.Type]group, len(servedTypes()))}
+	for _, typ := range servedTypes() {
 		list := byType[typ]
 		slices.SortFunc(list, func(a, b types.Resource) int {
 			return strings.Compare(cache.GetResourceName(a), cache.GetResourceName(b))
@@ -85,7 +91,7 @@ func typeURLOf(item types.Resource) (resource.Type, error) {
 		return "", fmt.Errorf("nil resource")
 	}
 	typ := resource.APITypePrefix + string(item.ProtoReflect().Descriptor().FullName())
-	if !slices.Contains(typeURLs[:], typ) {
+	if served := servedTypes(); !slices.Contains(served[:], typ) {
 		return "", fmt.Errorf("unsupported resource type %s", typ)
 	}
 	return typ, nil
@@ -147,7 +153,7 @@ func (r *Resources) Snapshot() (*cache.Snapshot, error) {
 		// would give them.
 		snap.VersionMap[typ] = r.ResourceVersions(typ)
 	}
-	for _, typ := range typeURLs {
+	for _, typ := range servedTypes() {
 		idx := cache.GetResponseType(typ)
 		if idx == types.UnknownType {
 			return nil, fmt.Errorf("snapshot: unknown type %s", typ)

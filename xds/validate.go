@@ -39,7 +39,7 @@ func Validate(r *Resources) error {
 		return errors.New("validate: nil resources")
 	}
 	v := &validator{}
-	for _, typ := range typeURLs {
+	for _, typ := range servedTypes() {
 		for _, item := range r.Items(typ) {
 			check, ok := item.(interface{ ValidateAll() error })
 			if !ok {

@@ -13,7 +13,7 @@ import (
 // deterministic is the marshalling used for versions and for every Any this
 // package builds: map entries in key order, so that equal content always
 // gives equal bytes (within one protobuf runtime version).
-var deterministic = proto.MarshalOptions{Deterministic: true}
+func deterministic() proto.MarshalOptions { return proto.MarshalOptions{Deterministic: true} }
 
 // versionLen is how many hex digits a version keeps: 64 bits are plenty to
 // tell the versions of one resource or one type apart.
@@ -31,9 +31,10 @@ func contentVersions(names []string, items []types.Resource) (string, []string, 
 	typeHash := sha256.New()
 	itemVersions := make([]string, len(items))
 	var buf []byte
+	opts := deterministic()
 	for i, item := range items {
 		var err error
-		buf, err = deterministic.MarshalAppend(buf[:0], item)
+		buf, err = opts.MarshalAppend(buf[:0], item)
 		if err != nil {
 			return "", nil, fmt.Errorf("version of %q: marshal: %w", names[i], err)
 		}
@@ -53,7 +54,7 @@ func contentVersions(names []string, items []types.Resource) (string, []string, 
 // encoding, and the Any's bytes are part of the content we hash).
 func toAny(m proto.Message) (*anypb.Any, error) {
 	a := &anypb.Any{}
-	if err := anypb.MarshalFrom(a, m, deterministic); err != nil {
+	if err := anypb.MarshalFrom(a, m, deterministic()); err != nil {
 		return nil, fmt.Errorf("packing %s: %w", m.ProtoReflect().Descriptor().FullName(), err)
 	}
 	return a, nil
