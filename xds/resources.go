@@ -5,6 +5,10 @@ import (
 	"slices"
 	"strings"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
@@ -87,14 +91,19 @@ func NewResources(items ...types.Resource) (*Resources, error) {
 }
 
 func typeURLOf(item types.Resource) (resource.Type, error) {
-	if item == nil {
+	switch item.(type) {
+	case *clusterv3.Cluster:
+		return resource.ClusterType, nil
+	case *endpointv3.ClusterLoadAssignment:
+		return resource.EndpointType, nil
+	case *listenerv3.Listener:
+		return resource.ListenerType, nil
+	case *routev3.RouteConfiguration:
+		return resource.RouteType, nil
+	case nil:
 		return "", fmt.Errorf("nil resource")
 	}
-	typ := resource.APITypePrefix + string(item.ProtoReflect().Descriptor().FullName())
-	if served := servedTypes(); !slices.Contains(served[:], typ) {
-		return "", fmt.Errorf("unsupported resource type %s", typ)
-	}
-	return typ, nil
+	return "", fmt.Errorf("unsupported resource type %s", resource.APITypePrefix+item.ProtoReflect().Descriptor().FullName())
 }
 
 // Version returns the content version of one type ("" for an unknown type).

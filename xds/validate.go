@@ -87,10 +87,11 @@ func (v *validator) consistent(r *Resources) {
 	usedRoutes := make(map[string]bool, len(routes))
 	usedAssignments := make(map[string]bool, len(assignments))
 
-	clusterRefs := func(owner string, names []string) {
+	// kind and name make the owner in messages; formatted only on error.
+	clusterRefs := func(kind, owner string, names []string) {
 		for _, name := range names {
 			if !clusters[name] {
-				v.addf("%s: cluster %q does not exist", owner, name)
+				v.addf("%s %q: cluster %q does not exist", kind, owner, name)
 			}
 		}
 	}
@@ -112,19 +113,18 @@ func (v *validator) consistent(r *Resources) {
 			}
 			binds[sa.GetPortValue()] = append(binds[sa.GetPortValue()], b)
 		}
-		owner := fmt.Sprintf("listener %q", l.GetName())
 		refs, err := listenerRefs(l)
 		if err != nil {
-			v.addf("%s: %w", owner, err)
+			v.addf("listener %q: %w", l.GetName(), err)
 			continue
 		}
 		for _, name := range refs.routes {
 			usedRoutes[name] = true
 			if !routes[name] {
-				v.addf("%s: route configuration %q does not exist", owner, name)
+				v.addf("listener %q: route configuration %q does not exist", l.GetName(), name)
 			}
 		}
-		clusterRefs(owner, refs.clusters)
+		clusterRefs("listener", l.GetName(), refs.clusters)
 	}
 	for _, item := range r.Items(resource.RouteType) {
 		rc, ok := item.(*routev3.RouteConfiguration)
@@ -135,7 +135,7 @@ func (v *validator) consistent(r *Resources) {
 		if !usedRoutes[rc.GetName()] {
 			v.addf("route configuration %q is not referenced by any listener", rc.GetName())
 		}
-		clusterRefs(fmt.Sprintf("route configuration %q", rc.GetName()), routeClusters(rc, nil))
+		clusterRefs("route configuration", rc.GetName(), routeClusters(rc, nil))
 	}
 	for _, item := range r.Items(resource.ClusterType) {
 		c, ok := item.(*clusterv3.Cluster)
