@@ -134,3 +134,29 @@ func TestWatcherSeesInstanceWithoutChecks(t *testing.T) {
 		return s.Service("db") != nil && len(s.Service("db").Instances) == 1
 	})
 }
+
+// TestWatcherNodeCheckAffectsEveryInstance fails a node-level check: every
+// instance on the node turns critical, though no service check changed.
+func TestWatcherNodeCheckAffectsEveryInstance(t *testing.T) {
+	a := consultest.Start(t)
+	w := startWatcher(t, a.Client, Options{Coalesce: 50 * time.Millisecond}, zaptest.NewLogger(t))
+	for _, name := range []string{"cache", "queue"} {
+		if err := a.Client.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: name + "-1", Name: name, Port: 7000}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Client.Agent().CheckRegister(&api.AgentCheckRegistration{ID: "disk", Name: "disk", AgentServiceCheck: api.AgentServiceCheck{TTL: "10m", Status: api.HealthPassing}}); err != nil {
+		t.Fatal(err)
+	}
+	bothAre := func(h mesh.Health) func(*mesh.Snapshot) bool {
+		return func(s *mesh.Snapshot) bool {
+			return s.Service("cache") != nil && s.Service("queue") != nil &&
+				instanceHealth(s, "cache", "cache-1") == h && instanceHealth(s, "queue", "queue-1") == h
+		}
+	}
+	waitSnapshot(t, w, 10*time.Second, "both passing", bothAre(mesh.HealthPassing))
+	if err := a.Client.Agent().UpdateTTL("disk", "disk full", api.HealthCritical); err != nil {
+		t.Fatal(err)
+	}
+	waitSnapshot(t, w, 10*time.Second, "both critical", bothAre(mesh.HealthCritical))
+}
