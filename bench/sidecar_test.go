@@ -18,11 +18,24 @@ import (
 
 func upstream(b *testing.B) *httptest.Server {
 	b.Helper()
+	return startUpstream(b, false)
+}
+
+// startUpstream serves a small JSON answer over HTTP/1.1, or h2c (prior
+// knowledge) as well when h2c is set.
+func startUpstream(b *testing.B, h2c bool) *httptest.Server {
+	b.Helper()
 	body := []byte(`{"status":"ok","items":[1,2,3]}`)
-	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(body)
 	}))
+	if h2c {
+		s.Config.Protocols = new(http.Protocols)
+		s.Config.Protocols.SetHTTP1(true)
+		s.Config.Protocols.SetUnencryptedHTTP2(true)
+	}
+	s.Start()
 	b.Cleanup(s.Close)
 	return s
 }
@@ -59,7 +72,40 @@ func doGet(b *testing.B, c *http.Client, url string) {
 // counts all three; BenchmarkDirectHTTP1 is the same request without the
 // sidecar, the baseline to subtract.
 func BenchmarkProxyHTTP1(b *testing.B) {
-	up := upstream(b)
+	url := startSidecar(b, startUpstream(b, false), config.HTTP1)
+	c := keepAliveClient(b)
+	doGet(b, c, url)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		doGet(b, c, url)
+	}
+}
+
+// BenchmarkProxyH2C is the same request over h2c on both sides, with
+// concurrent streams multiplexed on one downstream and one upstream
+// connection (the gRPC shape).
+func BenchmarkProxyH2C(b *testing.B) {
+	url := startSidecar(b, startUpstream(b, true), config.HTTP2)
+	tr := &http.Transport{Protocols: new(http.Protocols), DisableCompression: true}
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	b.Cleanup(tr.CloseIdleConnections)
+	c := &http.Client{Transport: tr}
+	doGet(b, c, url)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.SetParallelism(8)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			doGet(b, c, url)
+		}
+	})
+}
+
+// startSidecar runs a listener manager routing /api/ to up and returns the
+// URL to request.
+func startSidecar(b *testing.B, up *httptest.Server, proto config.Protocol) string {
+	b.Helper()
 	m, err := listener.NewManager(jsonLogger(), prometheus.NewRegistry(), listener.Options{})
 	if err != nil {
 		b.Fatal(err)
@@ -79,20 +125,13 @@ func BenchmarkProxyHTTP1(b *testing.B) {
 				{Match: config.RouteMatch{Kind: config.PathPrefix, Path: "/api/", CaseSensitive: true}, Forward: &config.RouteAction{Cluster: "app", Timeout: 15 * time.Second}},
 			},
 		}}}},
-		Clusters: map[string]*config.Cluster{"app": {Name: "app", ConnectTimeout: time.Second, HealthyPanicThreshold: 50,
+		Clusters: map[string]*config.Cluster{"app": {Name: "app", Protocol: proto, ConnectTimeout: time.Second, HealthyPanicThreshold: 50,
 			Endpoints: []config.Endpoint{{Address: up.Listener.Addr().String(), Weight: 1}}}},
 	})
 	if err != nil {
 		b.Fatal(err)
 	}
-	url := "http://" + m.Addr("web").String() + "/api/items?page=2"
-	c := keepAliveClient(b)
-	doGet(b, c, url)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		doGet(b, c, url)
-	}
+	return "http://" + m.Addr("web").String() + "/api/items?page=2"
 }
 
 // BenchmarkDirectHTTP1 is BenchmarkProxyHTTP1's request sent straight to

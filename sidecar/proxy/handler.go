@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -209,7 +210,7 @@ func (ex *exchange) localReply(code int, flag, body string) {
 	}
 	hdr.Set("Content-Length", strconv.Itoa(len(body)))
 	ex.w.WriteHeader(code)
-	n, _ := ex.w.Write([]byte(body))
+	n, _ := io.WriteString(ex.w, body)
 	ex.entry.BytesSent = int64(n)
 }
 

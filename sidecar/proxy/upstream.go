@@ -23,6 +23,16 @@ var hopByHop = []string{
 	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
 }
 
+// Shared header values. Never modified in place: every mutation replaces
+// the slice (see mutate), so sharing them between requests is safe and
+// saves an allocation each.
+var (
+	valueHTTP        = []string{"http"}
+	valueHTTPS       = []string{"https"}
+	valueTrailers    = []string{"trailers"}
+	valueConnUpgrade = []string{"Upgrade"}
+)
+
 func isHopByHop(k string) bool {
 	for _, h := range hopByHop {
 		if k == h {
@@ -98,10 +108,10 @@ func (ex *exchange) outbound(ctx context.Context, vh *config.VirtualHost, rt *co
 	out.Header = make(http.Header, len(r.Header)+4)
 	copyHeader(out.Header, r.Header)
 	if headerHasToken(r.Header["Te"], "trailers") {
-		out.Header["Te"] = []string{"trailers"} // gRPC needs it end to end
+		out.Header["Te"] = valueTrailers // gRPC needs it end to end
 	}
 	if up := upgradeType(r.Header); up != "" {
-		out.Header["Connection"] = []string{"Upgrade"}
+		out.Header["Connection"] = valueConnUpgrade
 		out.Header["Upgrade"] = []string{up}
 	}
 	switch {
@@ -124,9 +134,9 @@ func (ex *exchange) outbound(ctx context.Context, vh *config.VirtualHost, rt *co
 	}
 	if hcm.UseRemoteAddress || len(out.Header["X-Forwarded-Proto"]) == 0 {
 		if r.TLS != nil {
-			out.Header["X-Forwarded-Proto"] = []string{"https"}
+			out.Header["X-Forwarded-Proto"] = valueHTTPS
 		} else {
-			out.Header["X-Forwarded-Proto"] = []string{"http"}
+			out.Header["X-Forwarded-Proto"] = valueHTTP
 		}
 	}
 	id := out.Header.Get("X-Request-Id")

@@ -120,7 +120,7 @@ func queryValue(query, name string) (string, bool) {
 		var kv string
 		kv, query, _ = strings.Cut(query, "&")
 		k, v, _ := strings.Cut(kv, "=")
-		if strings.ContainsAny(k, "%+") {
+		if escaped(k) {
 			if dk, err := url.QueryUnescape(k); err == nil {
 				k = dk
 			}
@@ -128,7 +128,7 @@ func queryValue(query, name string) (string, bool) {
 		if k != name {
 			continue
 		}
-		if strings.ContainsAny(v, "%+") {
+		if escaped(v) {
 			if dv, err := url.QueryUnescape(v); err == nil {
 				v = dv
 			}
@@ -136,6 +136,16 @@ func queryValue(query, name string) (string, bool) {
 		return v, true
 	}
 	return "", false
+}
+
+// escaped reports whether a query component needs decoding.
+func escaped(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '%' || c == '+' {
+			return true
+		}
+	}
+	return false
 }
 
 // stringMatcher is a config.StringMatcher with its comparison value
