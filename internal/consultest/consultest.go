@@ -290,17 +290,24 @@ func (a *Agent) waitReady(done <-chan struct{}, timeout time.Duration) error {
 			last = fmt.Errorf("leader %q: %v", leader, err)
 			continue
 		}
-		nodes, _, err := a.Client.Catalog().Nodes(q)
+		// The leader's serf reconciliation can put the node in the catalog
+		// before the agent's anti-entropy has synced its node meta: wait for
+		// the catalog to hold the agent's own meta too.
+		self, err := a.Client.Agent().Self()
 		if err != nil {
 			last = err
 			continue
 		}
-		for _, n := range nodes {
-			if n.Node == a.NodeName {
-				return nil
-			}
+		node, _, err := a.Client.Catalog().Node(a.NodeName, q)
+		if err != nil || node == nil || node.Node == nil {
+			last = fmt.Errorf("agent node not in catalog yet: %v", err)
+			continue
 		}
-		last = errors.New("agent node not in catalog yet")
+		if want, ok := self["Meta"]; ok && !metaContains(node.Node.Meta, want) {
+			last = errors.New("agent node meta not synced yet")
+			continue
+		}
+		return nil
 	}
 }
 
@@ -405,4 +412,15 @@ func freePorts(t testing.TB) Ports {
 		got = append(got, p)
 	}
 	return Ports{HTTP: got[0], DNS: got[1], SerfLAN: got[2], SerfWAN: got[3], Server: got[4], GRPC: got[5], GRPCTLS: got[6]}
+}
+
+// metaContains reports whether every key of want (the agent's own node meta
+// as /v1/agent/self reports it) has the same value in got.
+func metaContains(got map[string]string, want map[string]any) bool {
+	for k, v := range want {
+		if s, ok := v.(string); ok && got[k] != s {
+			return false
+		}
+	}
+	return true
 }
