@@ -2,7 +2,6 @@ package discovery
 
 import (
 	"context"
-	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -12,9 +11,6 @@ import (
 
 	"github.com/seed-a778acb4/consulate/discovery/mesh"
 )
-
-// unreachableLogEvery spaces the repeated "still unreachable" warnings.
-const unreachableLogEvery = 30 * time.Second
 
 // kindEntries is one config-entry watch's response.
 type kindEntries struct {
@@ -322,177 +318,6 @@ func (l *loop) checkUnexplained() {
 		return
 	}
 	l.resyncAll("catalog changed without a visible diff")
-}
-
-// canPublish: the first snapshot waits for a complete initial read.
-func (l *loop) canPublish() bool {
-	if l.inflight || !l.dirty {
-		return false
-	}
-	if l.lastConfig != nil {
-		return true
-	}
-	// Every service is fetched once the catalog has been read, nothing is
-	// pending and nothing in flight (failed fetches go back to pending).
-	return l.catalogSeen && l.checksSeen && len(l.entryIndex) == len(entryKinds) && len(l.pending) == 0
-}
-
-func (l *loop) fetchAt() time.Time {
-	return latest(l.pendingSince.Add(l.w.opts.Coalesce), l.fetchNotBefore)
-}
-
-func (l *loop) publishAt() time.Time {
-	c := l.w.opts.Coalesce
-	return latest(l.dirtySince.Add(c), l.lastPublish.Add(c))
-}
-
-// unexplainedGrace leaves the checks watch time to name the service whose
-// change moved the catalog index.
-func (l *loop) unexplainedAt() time.Time {
-	return l.unexplainedSince.Add(3 * l.w.opts.Coalesce)
-}
-
-func (l *loop) nextWake() (time.Time, bool) {
-	var at time.Time
-	ok := false
-	consider := func(t time.Time) {
-		if !ok || t.Before(at) {
-			at, ok = t, true
-		}
-	}
-	if len(l.pending) > 0 && !l.inflight {
-		consider(l.fetchAt())
-	}
-	if l.canPublish() {
-		consider(l.publishAt())
-	}
-	if l.unexplained != 0 && !l.inflight && len(l.pending) == 0 {
-		consider(l.unexplainedAt())
-	}
-	return at, ok
-}
-
-func (l *loop) onWake(now time.Time) {
-	if l.unexplained != 0 && !l.inflight && len(l.pending) == 0 && !now.Before(l.unexplainedAt()) {
-		l.checkUnexplained()
-	}
-	fetchDue := len(l.pending) > 0 && !l.inflight && !now.Before(l.fetchAt())
-	// When a fetch is due too, publish after it (one snapshot instead of
-	// two), unless publishing has been deferred for long: under constant
-	// churn fetches never stop, and snapshots must still flow.
-	deferred := now.Sub(l.lastPublish) >= publishStarvation*l.w.opts.Coalesce
-	if l.canPublish() && !now.Before(l.publishAt()) && (!fetchDue || deferred) {
-		l.publish(now)
-	}
-	if fetchDue {
-		l.startFetch()
-	}
-}
-
-// publishStarvation, in coalescing windows, is the longest fetches may
-// defer a due publish.
-const publishStarvation = 10
-
-func (l *loop) startFetch() {
-	b := &fetchBatch{since: l.pendingSince, names: slices.Sorted(maps.Keys(l.pending))}
-	clear(l.pending)
-	l.inflight = true
-	client, conc, done := l.w.client, l.w.opts.FetchConcurrency, l.fetchedCh
-	l.wg.Go(func() { fetchServices(l.ctx, client, conc, b, done) })
-}
-
-func (l *loop) index() uint64 {
-	idx := max(l.catalogIndex, l.checksIndex, l.seenIndex)
-	for _, i := range l.entryIndex {
-		idx = max(idx, i)
-	}
-	return idx
-}
-
-func (l *loop) publish(now time.Time) {
-	start := time.Now()
-	snap := l.b.build(l.dc, l.index(), l.entries, l.lastConfig)
-	first := l.lastConfig == nil
-	l.lastConfig = &snap.Config
-	l.dirty = false
-	l.lastPublish = now
-	l.logEntryErrors(snap.Config.Errors)
-	l.w.publish(snap)
-	fields := []zap.Field{
-		zap.Uint64("index", snap.Index),
-		zap.Int("services", len(snap.Services)),
-		zap.Int("proxies", len(snap.Proxies)),
-		zap.Int("config_errors", len(snap.Config.Errors)),
-		zap.Duration("build_time", time.Since(start)),
-	}
-	if first {
-		l.log.Info("first mesh snapshot published", fields...)
-	} else {
-		l.log.Debug("mesh snapshot published", fields...)
-	}
-}
-
-// logEntryErrors warns once about each newly broken config entry field.
-func (l *loop) logEntryErrors(errs []mesh.EntryError) {
-	now := make(map[mesh.EntryError]bool, len(errs))
-	for _, e := range errs {
-		now[e] = true
-		if !l.lastErrors[e] {
-			l.log.Warn("config entry rejected, keeping its last good version",
-				zap.String("entry", e.Entry.String()), zap.String("field", e.Field), zap.String("error", e.Err))
-		}
-	}
-	l.lastErrors = now
-}
-
-// Query names, as logged.
-const (
-	sourceCatalog = "catalog/services"
-	sourceChecks  = "health/state/any"
-	sourceFetch   = "health/service"
-)
-
-func entriesSource(kind mesh.EntryKind) string { return "config/" + string(kind) }
-
-// unreachable notes a failed query.
-func (l *loop) unreachable(source string, err error) {
-	now := time.Now()
-	l.failing[source] = true
-	snapIndex := uint64(0)
-	if s := l.w.Current(); s != nil {
-		snapIndex = s.Index
-	}
-	if l.unreachableSince.IsZero() {
-		l.unreachableSince = now
-	} else if now.Sub(l.lastUnreachableLog) < unreachableLogEvery {
-		return
-	}
-	l.lastUnreachableLog = now
-	l.log.Warn("consul unreachable, serving the last snapshot",
-		zap.Time("unreachable_since", l.unreachableSince),
-		zap.String("query", source),
-		zap.Error(err),
-		zap.Uint64("snapshot_index", snapIndex))
-}
-
-// reachable notes a successful query. When it was the last failing one,
-// Consul is back.
-func (l *loop) reachable(source string) {
-	if !l.failing[source] {
-		return
-	}
-	delete(l.failing, source)
-	if len(l.failing) > 0 {
-		return
-	}
-	l.log.Info("consul reachable again",
-		zap.Time("unreachable_since", l.unreachableSince),
-		zap.Duration("unreachable_for", time.Since(l.unreachableSince)))
-	l.unreachableSince = time.Time{}
-	// Consul may have restarted and lost or replayed state while we could
-	// not see it; indexes cannot be trusted across that gap.
-	l.seenIndex = 0
-	l.resyncAll("consul reachable again")
 }
 
 func latest(a, b time.Time) time.Time {
