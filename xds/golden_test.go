@@ -206,6 +206,7 @@ func TestForProxylessGolden(t *testing.T) {
 			change: func(s *mesh.Snapshot) { setProtocol(s, "api", "grpc") },
 		},
 		{
+			// Also: a service without instances and a gateway get nothing.
 			name: "proxyless_unhealthy_instances_excluded",
 			change: func(s *mesh.Snapshot) {
 				s.Services = map[string]*mesh.Service{"api": {
@@ -215,7 +216,10 @@ func TestForProxylessGolden(t *testing.T) {
 						instance("api", "api-2", "node-3", "10.0.0.3", 8080, mesh.HealthCritical),
 						instance("api", "api-3", "node-4", "10.0.0.4", 8080, mesh.HealthWarning),
 					},
-				}, "empty": {Name: "empty"}}
+				}, "empty": {Name: "empty"}, "gateway": {
+					Name: "gateway", Kind: "mesh-gateway",
+					Instances: []mesh.Instance{instance("gateway", "gw-1", "node-9", "10.0.0.9", 8443, mesh.HealthPassing)},
+				}}
 			},
 		},
 	}

@@ -10,10 +10,10 @@ import (
 )
 
 // ForProxyless translates the mesh into what proxyless gRPC clients
-// (grpc-go's "xds:///<service>" resolver) need: for every service that has
-// instances and is not itself a connect-proxy, an API listener named
-// <service>, a route configuration <service> whose virtual host matches
-// <service>, and the service's EDS cluster whose endpoints are its own
+// (grpc-go's "xds:///<service>" resolver) need: for every typical service
+// (not a connect-proxy, not a gateway) that has instances, an API listener
+// named <service>, a route configuration <service> whose virtual host
+// matches <service>, and the service's EDS cluster whose endpoints are its own
 // instances (a proxyless client is not in the mesh and talks to the
 // application directly, never to its sidecar).
 //
@@ -29,7 +29,8 @@ func ForProxyless(snap *mesh.Snapshot) (*Resources, error) {
 	}
 	names := make([]string, 0, len(snap.Services))
 	for name, svc := range snap.Services {
-		if svc == nil || svc.Kind == mesh.KindConnectProxy || len(svc.Instances) == 0 {
+		if svc == nil || svc.Kind != mesh.KindTypical || len(svc.Instances) == 0 {
+			// Proxies and gateways (any non-typical kind) are not gRPC services.
 			continue
 		}
 		names = append(names, name)
