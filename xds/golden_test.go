@@ -192,6 +192,15 @@ func TestForSidecarGolden(t *testing.T) {
 				t.Fatalf("ForSidecar: %v", err)
 			}
 			checkGolden(t, tt.name, renderGolden(t, res))
+			// Without API listeners, go-control-plane's own check applies
+			// too and must agree with ours.
+			cs, err := res.Snapshot()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cs.Consistent(); err != nil {
+				t.Errorf("go-control-plane finds the snapshot inconsistent: %v", err)
+			}
 		})
 	}
 }
