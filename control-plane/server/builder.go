@@ -73,6 +73,14 @@ type builder struct {
 	ready atomic.Bool
 
 	nodes map[string]*built
+	// proxyless is the last proxyless translation and the model it was
+	// made from: every proxyless client shares it, and clients connecting
+	// one by one do not re-translate an unchanged model.
+	proxyless struct {
+		model *mesh.Snapshot
+		snap  *cache.Snapshot
+		err   error
+	}
 }
 
 // run is the builder's event loop; it returns when ctx is done.
@@ -165,15 +173,7 @@ func (b *builder) rebuild(ctx context.Context) {
 // translation is pure and CPU-bound) and returns how many snapshots changed.
 // The proxyless configuration is translated once and shared.
 func (b *builder) buildAll(ctx context.Context, model *mesh.Snapshot, nodes []*built) int {
-	proxyless := sync.OnceValues(func() (*cache.Snapshot, error) {
-		s, err := b.tr.Proxyless(model)
-		if err != nil {
-			b.metrics.TranslateErrors.Inc()
-			b.log.Error("proxyless translation failed; proxyless clients keep their last configuration",
-				zap.Uint64("consul_index", model.Index), zap.Error(err))
-		}
-		return s, err
-	})
+	proxyless := b.proxylessFor(model)
 	var next atomic.Int64
 	var changed atomic.Int64
 	work := func() {
@@ -195,6 +195,27 @@ func (b *builder) buildAll(ctx context.Context, model *mesh.Snapshot, nodes []*b
 	work()
 	wg.Wait()
 	return int(changed.Load())
+}
+
+// proxylessFor returns the proxyless translation of model, made at most
+// once per model and only if some node asks for it. The returned func may
+// be called from the rebuild's workers; b.proxyless is written inside the
+// Once and read only by the loop goroutine after the workers are done.
+func (b *builder) proxylessFor(model *mesh.Snapshot) func() (*cache.Snapshot, error) {
+	if b.proxyless.model == model {
+		snap, err := b.proxyless.snap, b.proxyless.err
+		return func() (*cache.Snapshot, error) { return snap, err }
+	}
+	return sync.OnceValues(func() (*cache.Snapshot, error) {
+		s, err := b.tr.Proxyless(model)
+		if err != nil {
+			b.metrics.TranslateErrors.Inc()
+			b.log.Error("proxyless translation failed; proxyless clients keep their last configuration",
+				zap.Uint64("consul_index", model.Index), zap.Error(err))
+		}
+		b.proxyless.model, b.proxyless.snap, b.proxyless.err = model, s, err
+		return s, err
+	})
 }
 
 // build translates one node's configuration and sets it if its versions

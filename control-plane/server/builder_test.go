@@ -2,11 +2,15 @@ package server
 
 import (
 	"context"
+	"fmt"
+	"sync/atomic"
 	"testing"
 
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"go.uber.org/zap"
+
+	"github.com/seed-a778acb4/consulate/discovery/mesh"
 )
 
 // TestReconnectBeforeBuilderLooks: a node whose stream closes and reopens
@@ -50,5 +54,50 @@ func TestReconnectBeforeBuilderLooks(t *testing.T) {
 	}
 	if len(b.nodes) != 0 {
 		t.Errorf("builder still tracks %d nodes", len(b.nodes))
+	}
+}
+
+type countingTranslator struct {
+	fakeTranslator
+	proxyless atomic.Int32
+}
+
+func (c *countingTranslator) Proxyless(snap *mesh.Snapshot) (*cache.Snapshot, error) {
+	c.proxyless.Add(1)
+	return c.fakeTranslator.Proxyless(snap)
+}
+
+// TestProxylessTranslatedOncePerModel: proxyless clients connecting one by
+// one share one translation of an unchanged model.
+func TestProxylessTranslatedOncePerModel(t *testing.T) {
+	src := newFakeSource(model(1, nil, map[string][]int{"api": {1}}))
+	m := newMetrics()
+	st := newStreams(zap.NewNop(), m)
+	tr := &countingTranslator{}
+	b := &builder{log: zap.NewNop(), cache: cache.NewSnapshotCache(false, cache.IDHash{}, nil), streams: st,
+		source: src, tr: tr, metrics: m, workers: 2, nodes: map[string]*built{}}
+	ctx := context.Background()
+	for i := range 3 {
+		id := int64(i + 1)
+		_ = st.OnStreamOpen(ctx, id, "")
+		node := sidecarNode(fmt.Sprintf("client-%d", i))
+		node.UserAgentName = "gRPC Go"
+		if err := st.OnStreamRequest(id, &discovery.DiscoveryRequest{Node: node, TypeUrl: "t"}); err != nil {
+			t.Fatal(err)
+		}
+		b.nodesChanged(ctx)
+	}
+	if got := tr.proxyless.Load(); got != 1 {
+		t.Errorf("%d proxyless translations for 3 clients and one model, want 1", got)
+	}
+	src.Set(model(2, nil, map[string][]int{"api": {2}}))
+	b.rebuild(ctx)
+	if got := tr.proxyless.Load(); got != 2 {
+		t.Errorf("%d proxyless translations after a new model, want 2", got)
+	}
+	for i := range 3 {
+		if _, err := b.cache.GetSnapshot(fmt.Sprintf("client-%d", i)); err != nil {
+			t.Errorf("client-%d: %v", i, err)
+		}
 	}
 }

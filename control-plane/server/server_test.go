@@ -348,6 +348,8 @@ func TestBurstOfModelChangesIsOneRebuild(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v (version %q)", err, v.Versions[adstest.EndpointType])
 	}
+	// The rebuild's duration is observed after its pushes went out.
+	waitUntil(t, recvTimeout, "the rebuild to be counted", func() bool { return rebuilds() > before })
 	if got := rebuilds() - before; got != 1 {
 		t.Errorf("%d rebuilds for a burst of 20 changes, want 1", got)
 	}
