@@ -54,5 +54,5 @@ func (hl *httpListener) stop(ctx context.Context) {
 		hl.srv.Close()
 	}
 	<-hl.done
-	hl.handler.Close()
+	hl.handler.Close(ctx)
 }

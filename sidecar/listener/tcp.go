@@ -51,14 +51,25 @@ func startTCP(log *zap.Logger, access *accesslog.Logger, ln net.Listener, st *tc
 
 func (t *tcpListener) serve() {
 	defer close(t.done)
+	var backoff time.Duration
 	for {
 		c, err := t.ln.Accept()
 		if err != nil {
-			if !errors.Is(err, net.ErrClosed) {
-				t.log.Error("tcp accept", zap.Error(err))
+			if errors.Is(err, net.ErrClosed) {
+				return
 			}
-			return
+			// Out of file descriptors and the like: back off and keep
+			// accepting, as net/http does.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			t.log.Error("tcp accept", zap.Error(err), zap.Duration("retry_in", backoff))
+			select {
+			case <-time.After(backoff):
+			case <-t.ctx.Done():
+				return
+			}
+			continue
 		}
+		backoff = 0
 		t.conns.Add(1)
 		t.gauge.Inc()
 		go func() {

@@ -29,6 +29,9 @@
 //     downstream scheme when absent or when use_remote_address is set;
 //     x-request-id is generated (UUIDv4) when absent and
 //     generate_request_id is on.
+//   - Like Envoy's router (suppress_envoy_headers off), the upstream gets
+//     x-envoy-original-path when the path was rewritten and the client
+//     gets x-envoy-upstream-service-time.
 //   - Header mutations apply per level in Envoy's order — weighted cluster,
 //     route, virtual host, route configuration — each level removing then
 //     adding, so the outermost level wins on overwrite.

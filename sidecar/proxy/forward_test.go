@@ -46,6 +46,9 @@ func TestForwardHeadersAndAccessLog(t *testing.T) {
 	if res.Header.Get("X-Up") != "kept" {
 		t.Error("end-to-end response header lost")
 	}
+	if res.Header.Get("X-Envoy-Upstream-Service-Time") == "" {
+		t.Error("no x-envoy-upstream-service-time")
+	}
 	s := <-got
 	if s.URI != "/a%2Fb/c?x=1&y=%20" || s.Method != "POST" || s.Host != "svc.example.com" || s.Body != "hello" {
 		t.Errorf("upstream saw %+v", s)
@@ -230,12 +233,14 @@ func TestHostRewrite(t *testing.T) {
 }
 
 func TestPathRewrite(t *testing.T) {
-	up := upstream(t, false, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.RequestURI) })
+	up := upstream(t, false, func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.RequestURI+" "+r.Header.Get("X-Envoy-Original-Path"))
+	})
 	rt := &config.Route{Match: config.RouteMatch{Kind: config.PathPrefix, Path: "/api/", CaseSensitive: true},
 		Forward: &config.RouteAction{Cluster: "c", PrefixRewrite: "/v2/"}}
 	p := startProxy(t, catchAll(rt), map[string]*config.Cluster{"c": oneHost("c", addrOf(up), config.HTTP1)}, nil)
-	if _, body := get(t, client(t, false), newReq(t, "GET", p.url("/api/items?q=1"), "")); body != "/v2/items?q=1" {
-		t.Errorf("upstream saw %q", body)
+	if _, body := get(t, client(t, false), newReq(t, "GET", p.url("/api/items?q=1"), "")); body != "/v2/items?q=1 /api/items?q=1" {
+		t.Errorf("upstream saw %q, want the rewritten path and x-envoy-original-path", body)
 	}
 }
 

@@ -54,11 +54,21 @@ func (h *Handler) Swap(st *State) { h.state.Store(st) }
 // State returns the state new requests use.
 func (h *Handler) State() *State { return h.state.Load() }
 
-// Close ends upgraded (hijacked) connections and waits for their
-// goroutines. Regular requests are drained by the http.Server.
-func (h *Handler) Close() {
+// Close lets upgraded (hijacked) connections run until ctx ends, then
+// cuts them and waits for their goroutines. Regular requests are drained
+// by the http.Server.
+func (h *Handler) Close(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		h.upgrades.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
 	h.cancel()
-	h.upgrades.Wait()
+	<-done
 }
 
 // exchange is one request's working state. It lives on the stack of
@@ -163,6 +173,7 @@ func (ex *exchange) forward(vh *config.VirtualHost, rt *config.Route) {
 		defer ex.idle.stop()
 	}
 	out := ex.outbound(ctx, vh, rt, wc, host)
+	sent := time.Now()
 	res, err := host.Transport().RoundTrip(out)
 	if err != nil {
 		code, flag, body := ex.classify(ctx, err)
@@ -173,6 +184,8 @@ func (ex *exchange) forward(vh *config.VirtualHost, rt *config.Route) {
 		ex.upgrade(res)
 		return
 	}
+	// Envoy's router reports the upstream's time to headers.
+	res.Header["X-Envoy-Upstream-Service-Time"] = []string{strconv.FormatInt(time.Since(sent).Milliseconds(), 10)}
 	ex.respond(ctx, res, vh, rt, wc)
 }
 

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -84,7 +85,9 @@ func startProxy(t *testing.T, rc *config.RouteConfig, clusters map[string]*confi
 	t.Cleanup(func() {
 		srv.Close()
 		<-done
-		h.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		h.Close(ctx)
 		set.Close()
 	})
 	return &testProxy{addr: ln.Addr().String(), handler: h, logs: logs, set: set, registry: reg}

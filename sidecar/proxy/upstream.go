@@ -89,8 +89,9 @@ func (ex *exchange) outbound(ctx context.Context, vh *config.VirtualHost, rt *co
 	r := ex.r
 	a := rt.Forward
 	path, query := router.SplitTarget(r)
+	rewritten := false
 	if p, ok := ex.st.Routes.RewritePath(rt, path); ok {
-		path = p
+		path, rewritten = p, true
 	}
 	out := r.WithContext(ctx)
 	u := &url.URL{Scheme: "http", Host: host.Address, RawQuery: query}
@@ -107,6 +108,10 @@ func (ex *exchange) outbound(ctx context.Context, vh *config.VirtualHost, rt *co
 	out.Close = false
 	out.Header = make(http.Header, len(r.Header)+4)
 	copyHeader(out.Header, r.Header)
+	if rewritten {
+		// Envoy tells the upstream what the client asked for.
+		out.Header["X-Envoy-Original-Path"] = []string{r.RequestURI}
+	}
 	if headerHasToken(r.Header["Te"], "trailers") {
 		out.Header["Te"] = valueTrailers // gRPC needs it end to end
 	}
