@@ -11,10 +11,18 @@
 // resource and the consistency check (including RDS names inside API
 // listeners, which go-control-plane's Snapshot.Consistent does not see),
 // with a version per type derived from content (same content, same
-// version: a changed endpoint moves only the EDS version). An unknown proxy
+// version: a changed endpoint moves only the EDS version) and one per
+// resource (ResourceVersions; Snapshot hands them to go-control-plane as
+// the delta-xDS VersionMap, so it need not marshal everything again). Any
+// other set of resources (e.g. merged by a caller) can be grouped and
+// versioned with NewResources and checked with Validate. An unknown proxy
 // ID gives an error wrapping ErrUnknownProxy. Errors name the generator
 // ("listeners for <proxy>: ...", "clusters for ...", "endpoints for ...")
 // and the resource or config entry at fault.
+//
+// Validate also rejects two listeners that cannot both bind (same port,
+// overlapping addresses), and NewResources two resources of one type with
+// the same name.
 //
 // # Concurrency
 //
