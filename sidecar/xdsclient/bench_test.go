@@ -52,7 +52,7 @@ func BenchmarkEndpointUpdate(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		last = nil // force a real apply every time
-		if _, err := c.handle(ctx, st, u, &last); err != nil {
+		if _, _, err := c.handle(ctx, st, u, &last, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

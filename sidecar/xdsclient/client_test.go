@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/seed-a778acb4/consulate/sidecar/config"
 	dt "github.com/seed-a778acb4/consulate/sidecar/decode/decodetest"
@@ -360,6 +361,44 @@ func TestReconnectKeepsLastConfig(t *testing.T) {
 			got := h.next(t, 15*time.Second)
 			if diff := cmp.Diff(wantMesh("9090"), got, ignoreVersions); diff != "" {
 				t.Fatalf("config from the restarted control plane (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestInitialFetchTimeout: a load assignment the control plane never sends
+// stops blocking after the cluster's eds_config.initial_fetch_timeout, as
+// in Envoy; when it arrives later it is applied.
+func TestInitialFetchTimeout(t *testing.T) {
+	for _, p := range protocols {
+		t.Run(string(p), func(t *testing.T) {
+			web := dt.EDSCluster("web")
+			web.EdsClusterConfig.EdsConfig.InitialFetchTimeout = durationpb.New(300 * time.Millisecond)
+			res := func() map[string][]types.Resource {
+				return map[string][]types.Resource{
+					resourcev3.ListenerType: {dt.HTTPListener("public", "127.0.0.1", 21000, "web")},
+					resourcev3.RouteType:    {dt.Route("web", "web")},
+					resourcev3.ClusterType:  {web},
+				}
+			}
+			cp := xdstest.Start(t, "127.0.0.1:0")
+			cp.Set(nodeID, snapshot(t, "v1", res()))
+			h := startClient(t, p, cp.Addr, nil)
+			start := time.Now()
+			got := h.next(t, 10*time.Second)
+			if waited := time.Since(start); waited < 250*time.Millisecond {
+				t.Errorf("applied after %s, before the 300ms initial fetch timeout", waited)
+			}
+			if c := got.Clusters["web"]; c == nil || len(c.Endpoints) != 0 {
+				t.Fatalf("cluster web = %+v, want it without endpoints", c)
+			}
+
+			withEndpoints := res()
+			withEndpoints[resourcev3.EndpointType] = []types.Resource{dt.CLA("web", dt.HostPort{Host: "127.0.0.1", Port: 8080})}
+			cp.Set(nodeID, snapshot(t, "v2", withEndpoints))
+			got = h.next(t, 10*time.Second)
+			if n := len(got.Clusters["web"].Endpoints); n != 1 {
+				t.Fatalf("web has %d endpoints after the load assignment arrived, want 1", n)
 			}
 		})
 	}

@@ -9,7 +9,10 @@
 // Resources that reference each other (listener → route configuration →
 // cluster → endpoints) are applied as one consistent config: a
 // *config.Config is built only when every referenced resource is present
-// (Envoy's warming), handed to the Apply callback and, when that succeeds,
+// (Envoy's warming; a referenced route configuration, load assignment or
+// cluster that has not arrived within its config source's
+// initial_fetch_timeout, default 15 s, stops blocking, as in Envoy),
+// handed to the Apply callback and, when that succeeds,
 // published with one atomic pointer store. A rejected update, or one the
 // Apply callback refuses, leaves the last good config serving.
 //

@@ -32,10 +32,11 @@ type wireResource struct {
 	any     *anypb.Any
 }
 
-// handle applies u to st. It returns the new store, or the unchanged store
-// and the NACK error. When the new store is complete it is applied and
-// published; last is the store behind the published config.
-func (c *Client) handle(ctx context.Context, st *store, u *update, last **store) (*store, error) {
+// handle applies u to st. It returns the new store and what it still
+// waits for, or the unchanged store and the NACK error. When the new store
+// is complete it is applied and published; last is the store behind the
+// published config.
+func (c *Client) handle(ctx context.Context, st *store, u *update, last **store, giveUp map[ref]bool) (*store, []ref, error) {
 	next := make(map[string]*resource, len(st.byType[u.typeURL])+len(u.resources))
 	if !u.full {
 		maps.Copy(next, st.byType[u.typeURL])
@@ -60,39 +61,53 @@ func (c *Client) handle(ctx context.Context, st *store, u *update, last **store)
 		next[r.name] = r
 	}
 	if len(errs) > 0 {
-		return st, errors.Join(errs...)
+		return st, nil, errors.Join(errs...)
 	}
 	for _, name := range u.removed {
 		delete(next, name)
 	}
 	cand := st.with(u.typeURL, next, u.version).prune()
-	cfg, missing := cand.build()
+	missing, err := c.tryApply(ctx, cand, last, giveUp, shortType(u.typeURL), u.version)
+	if err != nil {
+		return st, nil, err
+	}
+	return cand, missing, nil
+}
+
+// tryApply builds the config of cand and, when complete, applies and
+// publishes it. It returns what is still missing, or the Apply error.
+func (c *Client) tryApply(ctx context.Context, cand *store, last **store, giveUp map[ref]bool, trigger, version string) ([]ref, error) {
+	cfg, missing := cand.build(giveUp)
 	if cfg == nil {
+		names := make([]string, 0, min(len(missing), 10))
+		for _, r := range firstN(missing, 10) {
+			names = append(names, r.String())
+		}
 		c.log.Info("xds update accepted, waiting for referenced resources",
-			zap.String("type", shortType(u.typeURL)), zap.String("version", u.version),
-			zap.Strings("missing", firstN(missing, 10)), zap.Int("missing_count", len(missing)))
-		return cand, nil
+			zap.String("type", trigger), zap.String("version", version),
+			zap.Strings("missing", names), zap.Int("missing_count", len(missing)))
+		return missing, nil
 	}
 	if *last != nil && sameResources(*last, cand) {
 		// Same content (e.g. after a reconnect): keep the running config.
 		if prev := c.applied.Load(); prev != nil {
 			c.publish(&Applied{Config: prev.Config, Resources: cand.dump(), Versions: maps.Clone(cand.versions), At: prev.At})
 			*last = cand
-			return cand, nil
+			return nil, nil
 		}
 	}
 	if c.opts.Apply != nil {
 		if err := c.opts.Apply(ctx, cfg); err != nil {
-			return st, fmt.Errorf("applying config: %w", err)
+			return nil, fmt.Errorf("applying config: %w", err)
 		}
 	}
 	c.publish(&Applied{Config: cfg, Resources: cand.dump(), Versions: maps.Clone(cand.versions), At: time.Now()})
 	*last = cand
 	c.m.applied.Inc()
 	c.log.Info("config applied",
-		zap.String("trigger_type", shortType(u.typeURL)), zap.Any("versions", cand.versions),
+		zap.String("trigger_type", trigger), zap.Any("versions", cand.versions),
 		zap.Int("listeners", len(cfg.Listeners)), zap.Int("routes", len(cfg.Routes)), zap.Int("clusters", len(cfg.Clusters)))
-	return cand, nil
+	return nil, nil
 }
 
 func (c *Client) publish(a *Applied) {
@@ -119,7 +134,7 @@ func sameResources(a, b *store) bool {
 	return true
 }
 
-func firstN(s []string, n int) []string {
+func firstN[T any](s []T, n int) []T {
 	if len(s) > n {
 		return s[:n]
 	}

@@ -5,6 +5,8 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strings"
+	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
@@ -55,6 +57,24 @@ type resource struct {
 	route     *config.RouteConfig
 	cluster   *config.Cluster
 	endpoints []config.Endpoint
+
+	// fetchTimeout is the initial_fetch_timeout of the config source this
+	// resource names: RDS for a listener, EDS for a cluster.
+	fetchTimeout time.Duration
+}
+
+// ref names a resource a config depends on. An empty name stands for "the
+// wildcard type has not been answered yet".
+type ref struct {
+	typeURL string
+	name    string
+}
+
+func (r ref) String() string {
+	if r.name == "" {
+		return shortType(r.typeURL) + "s (no response yet)"
+	}
+	return fmt.Sprintf("%s %q", shortType(r.typeURL), r.name)
 }
 
 // decodeResource unpacks and decodes one resource of typeURL. name, when
@@ -70,7 +90,9 @@ func decodeResource(typeURL, name string, a *anypb.Any) (*resource, error) {
 		m := &listenerv3.Listener{}
 		if err = a.UnmarshalTo(m); err == nil {
 			r.name, r.msg = m.GetName(), m
-			r.listener, err = decode.Listener(m)
+			if r.listener, err = decode.Listener(m); err == nil {
+				r.fetchTimeout = decode.InitialFetchTimeout(decode.RDSConfigSource(m))
+			}
 		}
 	case RouteType:
 		m := &routev3.RouteConfiguration{}
@@ -82,7 +104,9 @@ func decodeResource(typeURL, name string, a *anypb.Any) (*resource, error) {
 		m := &clusterv3.Cluster{}
 		if err = a.UnmarshalTo(m); err == nil {
 			r.name, r.msg = m.GetName(), m
-			r.cluster, err = decode.Cluster(m)
+			if r.cluster, err = decode.Cluster(m); err == nil {
+				r.fetchTimeout = decode.InitialFetchTimeout(m.GetEdsClusterConfig().GetEdsConfig())
+			}
 		}
 	case EndpointType:
 		m := &endpointv3.ClusterLoadAssignment{}
@@ -171,13 +195,16 @@ func (s *store) prune() *store {
 }
 
 // build returns the complete config, or nil and what is still missing
-// (as "route \"x\"", "cluster \"y\"", ...) when some referenced resource
-// has not arrived. LDS and CDS must each have been answered once.
-func (s *store) build() (*config.Config, []string) {
-	var missing []string
+// when some referenced resource has not arrived (Envoy's warming). LDS and
+// CDS must each have been answered once. A ref in giveUp has outlived its
+// initial fetch timeout: as in Envoy, the config proceeds without it (an
+// empty route configuration, a cluster without endpoints, a route to a
+// cluster that does not exist, which the data path answers 503 NC).
+func (s *store) build(giveUp map[ref]bool) (*config.Config, []ref) {
+	var missing []ref
 	for _, t := range []string{ListenerType, ClusterType} {
 		if _, ok := s.versions[t]; !ok {
-			missing = append(missing, shortType(t)+"s (no response yet)")
+			missing = append(missing, ref{typeURL: t})
 		}
 	}
 	cfg := &config.Config{
@@ -189,20 +216,22 @@ func (s *store) build() (*config.Config, []string) {
 	for name, r := range s.byType[ClusterType] {
 		c := r.cluster
 		if c.EDSServiceName != "" {
-			eps, ok := s.byType[EndpointType][c.EDSServiceName]
-			if !ok {
-				missing = append(missing, fmt.Sprintf("endpoint %q", c.EDSServiceName))
+			withEndpoints := *c
+			if eps, ok := s.byType[EndpointType][c.EDSServiceName]; ok {
+				withEndpoints.Endpoints = eps.endpoints
+			} else if need := (ref{EndpointType, c.EDSServiceName}); !giveUp[need] {
+				missing = append(missing, need)
 				continue
 			}
-			withEndpoints := *c
-			withEndpoints.Endpoints = eps.endpoints
 			c = &withEndpoints
 		}
 		cfg.Clusters[name] = c
 	}
 	needCluster := func(name string) {
 		if _, ok := s.byType[ClusterType][name]; !ok {
-			missing = append(missing, fmt.Sprintf("cluster %q", name))
+			if need := (ref{ClusterType, name}); !giveUp[need] {
+				missing = append(missing, need)
+			}
 		}
 	}
 	needClusters := func(rc *config.RouteConfig) {
@@ -228,20 +257,63 @@ func (s *store) build() (*config.Config, []string) {
 		case l.HTTP.Inline != nil:
 			needClusters(l.HTTP.Inline)
 		default:
-			rr, ok := s.byType[RouteType][l.HTTP.RouteConfigName]
-			if !ok {
-				missing = append(missing, fmt.Sprintf("route %q", l.HTTP.RouteConfigName))
-				continue
+			rname := l.HTTP.RouteConfigName
+			rr, ok := s.byType[RouteType][rname]
+			switch {
+			case ok:
+				cfg.Routes[rname] = rr.route
+				needClusters(rr.route)
+			case giveUp[ref{RouteType, rname}]:
+				cfg.Routes[rname] = &config.RouteConfig{Name: rname}
+			default:
+				missing = append(missing, ref{RouteType, rname})
 			}
-			cfg.Routes[rr.name] = rr.route
-			needClusters(rr.route)
 		}
 	}
 	if len(missing) > 0 {
-		sort.Strings(missing)
+		slices.SortFunc(missing, func(a, b ref) int { return strings.Compare(a.String(), b.String()) })
 		return nil, slices.Compact(missing)
 	}
 	return cfg, nil
+}
+
+// fetchTimeout is how long warming waits for r: the shortest
+// initial_fetch_timeout among the resources naming it; 0 waits forever.
+// Clusters named by routes come from the wildcard CDS subscription and
+// wait Envoy's default.
+func (s *store) fetchTimeout(r ref) time.Duration {
+	var from []*resource
+	switch r.typeURL {
+	case RouteType:
+		for _, l := range s.byType[ListenerType] {
+			if h := l.listener.HTTP; h != nil && h.RouteConfigName == r.name {
+				from = append(from, l)
+			}
+		}
+	case EndpointType:
+		for _, c := range s.byType[ClusterType] {
+			if c.cluster.EDSServiceName == r.name {
+				from = append(from, c)
+			}
+		}
+	case ClusterType:
+		return decode.DefaultInitialFetchTimeout
+	default:
+		return 0
+	}
+	var d time.Duration
+	for i, x := range from {
+		if i == 0 || (x.fetchTimeout > 0 && (d == 0 || x.fetchTimeout < d)) {
+			d = x.fetchTimeout
+		}
+	}
+	return d
+}
+
+// has reports whether r is in the store.
+func (s *store) has(r ref) bool {
+	_, ok := s.byType[r.typeURL][r.name]
+	return ok
 }
 
 // dump returns the raw resources by type URL, sorted by name.

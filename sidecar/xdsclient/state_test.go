@@ -2,10 +2,12 @@ package xdsclient
 
 import (
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	dt "github.com/seed-a778acb4/consulate/sidecar/decode/decodetest"
 )
@@ -61,7 +63,11 @@ func TestBuildWaitsForReferences(t *testing.T) {
 				s = s.with(ListenerType, tc.l, "1")
 			}
 			s = s.with(ClusterType, tc.c, "1").with(RouteType, tc.r, "1").with(EndpointType, tc.e, "1")
-			cfg, missing := s.build()
+			cfg, refs := s.build(nil)
+			var missing []string
+			for _, r := range refs {
+				missing = append(missing, r.String())
+			}
 			if diff := cmp.Diff(tc.wantMissing, missing); diff != "" {
 				t.Fatalf("missing (-want +got):\n%s", diff)
 			}
@@ -72,6 +78,53 @@ func TestBuildWaitsForReferences(t *testing.T) {
 				t.Errorf("config has %d listeners, want %d", len(cfg.Listeners), len(tc.l))
 			}
 		})
+	}
+}
+
+// TestBuildGivesUpAfterFetchTimeout checks that refs past their initial
+// fetch timeout no longer block: an empty route configuration, a cluster
+// without endpoints, no cluster at all.
+func TestBuildGivesUpAfterFetchTimeout(t *testing.T) {
+	s := newStore().
+		with(ListenerType, map[string]*resource{
+			"public": mustResource(t, ListenerType, dt.HTTPListener("public", "127.0.0.1", 1, "web")),
+			"db":     mustResource(t, ListenerType, dt.TCPListener("db", "127.0.0.1", 2, "db")),
+		}, "1").
+		with(ClusterType, map[string]*resource{"api": mustResource(t, ClusterType, dt.EDSCluster("api"))}, "1")
+	giveUp := map[ref]bool{{RouteType, "web"}: true, {EndpointType, "api"}: true, {ClusterType, "db"}: true}
+	cfg, missing := s.build(giveUp)
+	if cfg == nil {
+		t.Fatalf("still missing %v", missing)
+	}
+	if rc := cfg.Routes["web"]; rc == nil || len(rc.VirtualHosts) != 0 {
+		t.Errorf("route web = %+v, want an empty route configuration", rc)
+	}
+	if c := cfg.Clusters["api"]; c == nil || len(c.Endpoints) != 0 {
+		t.Errorf("cluster api = %+v, want present without endpoints", c)
+	}
+	if _, ok := cfg.Clusters["db"]; ok {
+		t.Errorf("cluster db invented")
+	}
+}
+
+func TestFetchTimeoutFromConfigSource(t *testing.T) {
+	c := dt.EDSCluster("api")
+	c.EdsClusterConfig.EdsConfig.InitialFetchTimeout = durationpb.New(0)
+	l := dt.HTTPListener("public", "127.0.0.1", 1, "web")
+	s := newStore().
+		with(ListenerType, map[string]*resource{"public": mustResource(t, ListenerType, l)}, "1").
+		with(ClusterType, map[string]*resource{"api": mustResource(t, ClusterType, c)}, "1")
+	for _, tc := range []struct {
+		r    ref
+		want time.Duration
+	}{
+		{ref{RouteType, "web"}, 15 * time.Second},
+		{ref{EndpointType, "api"}, 0},
+		{ref{ClusterType, "x"}, 15 * time.Second},
+	} {
+		if got := s.fetchTimeout(tc.r); got != tc.want {
+			t.Errorf("fetchTimeout(%v) = %v, want %v", tc.r, got, tc.want)
+		}
 	}
 }
 

@@ -84,6 +84,9 @@ func (c *Client) runStream(ctx context.Context, conn *grpc.ClientConn, last **st
 	pending := make(map[string]*pendingNack)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	warm := newWarming()
+	fetchTimer := time.NewTimer(time.Hour)
+	defer fetchTimer.Stop()
 	for {
 		select {
 		case <-sctx.Done():
@@ -93,7 +96,7 @@ func (c *Client) runStream(ctx context.Context, conn *grpc.ClientConn, last **st
 		case u := <-updates:
 			got = true
 			delete(pending, u.typeURL)
-			next, cause := c.handle(ctx, st, u, last)
+			next, missing, cause := c.handle(ctx, st, u, last, warm.giveUp)
 			if cause != nil {
 				c.m.rejections.WithLabelValues(shortType(u.typeURL)).Inc()
 				key := nackKey{u.version, cause.Error()}
@@ -116,6 +119,7 @@ func (c *Client) runStream(ctx context.Context, conn *grpc.ClientConn, last **st
 				}
 			} else {
 				st = next
+				warm.track(st, missing, time.Now())
 				delete(lastNack, u.typeURL)
 				delete(repeats, u.typeURL)
 				c.m.updates.WithLabelValues(shortType(u.typeURL)).Inc()
@@ -140,6 +144,21 @@ func (c *Client) runStream(ctx context.Context, conn *grpc.ClientConn, last **st
 				}
 				subs[w.typeURL] = w.names
 			}
+		case now := <-fetchTimer.C:
+			if expired := warm.expire(st, now); len(expired) > 0 {
+				names := make([]string, 0, len(expired))
+				for _, r := range expired {
+					names = append(names, r.String())
+				}
+				c.log.Warn("initial fetch timeout: proceeding without resources the control plane has not sent", zap.Strings("resources", names))
+				missing, err := c.tryApply(ctx, st, last, warm.giveUp, "initial_fetch_timeout", "")
+				if err != nil {
+					// No response to NACK: the config stays as it was.
+					c.log.Error("config refused after initial fetch timeout", zap.Error(err))
+				} else {
+					warm.track(st, missing, now)
+				}
+			}
 		case now := <-timer.C:
 			for t, p := range pending {
 				if !now.Before(p.due) {
@@ -151,6 +170,11 @@ func (c *Client) runStream(ctx context.Context, conn *grpc.ClientConn, last **st
 			}
 		}
 		resetTimer(timer, pending)
+		if at := warm.deadline(st); at.IsZero() {
+			fetchTimer.Reset(time.Hour)
+		} else {
+			fetchTimer.Reset(max(time.Until(at), 0))
+		}
 	}
 }
 
