@@ -2,7 +2,10 @@ package discovery
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -92,10 +95,24 @@ func TestWatcherKeepsSnapshotWhileConsulIsDown(t *testing.T) {
 // TestWatcherCoalescesBurst registers 500 services as fast as the agent
 // takes them and counts the snapshots published meanwhile (default
 // coalescing window).
+//
+// It also counts the watcher's concurrent HTTP requests: a fixed handful
+// of watches plus the bounded fetches, however many services there are
+// (Consul caps connections per client IP at 200).
 func TestWatcherCoalescesBurst(t *testing.T) {
 	a := consultest.Start(t)
 	log, logs := observedLogger(t, zap.DebugLevel)
-	w := startWatcher(t, a.Client, Options{}, log.WithOptions(zap.IncreaseLevel(zap.DebugLevel)))
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.DisableKeepAlives = true // no idle connections left for goleak
+	counter := &countingTransport{next: transport}
+	cfg := api.DefaultNonPooledConfig()
+	cfg.Address = a.HTTPAddr
+	cfg.HttpClient = &http.Client{Transport: counter}
+	client, err := api.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := startWatcher(t, client, Options{}, log)
 	waitSnapshot(t, w, 20*time.Second, "first snapshot", func(s *mesh.Snapshot) bool { return s.Service("consul") != nil })
 	published := func() int { return logs.FilterMessageSnippet("snapshot published").Len() }
 	before := published()
@@ -131,8 +148,44 @@ func TestWatcherCoalescesBurst(t *testing.T) {
 		return count == n
 	})
 	got := published() - before
-	t.Logf("%d registrations in %s gave %d snapshots", n, registered, got)
+	t.Logf("%d registrations in %s gave %d snapshots; at most %d concurrent requests", n, registered, got, counter.max.Load())
 	if got >= 50 {
 		t.Errorf("%d snapshots for %d registrations, want < 50", got, n)
 	}
+	// 7 blocking queries + 8 fetches.
+	if m := counter.max.Load(); m > int64(2+len(entryKinds)+8) {
+		t.Errorf("%d concurrent requests to Consul, want at most %d", m, 2+len(entryKinds)+8)
+	}
+}
+
+// countingTransport records the most requests it ever had in flight.
+type countingTransport struct {
+	next     http.RoundTripper
+	inflight atomic.Int64
+	max      atomic.Int64
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	n := c.inflight.Add(1)
+	for m := c.max.Load(); n > m && !c.max.CompareAndSwap(m, n); m = c.max.Load() {
+	}
+	resp, err := c.next.RoundTrip(r)
+	if err != nil {
+		c.inflight.Add(-1)
+		return nil, err
+	}
+	resp.Body = &countedBody{ReadCloser: resp.Body, done: func() { c.inflight.Add(-1) }}
+	return resp, nil
+}
+
+// countedBody ends a request's count when its body is closed.
+type countedBody struct {
+	io.ReadCloser
+	once sync.Once
+	done func()
+}
+
+func (b *countedBody) Close() error {
+	b.once.Do(b.done)
+	return b.ReadCloser.Close()
 }
