@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 	grpcbackoff "google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -60,7 +61,7 @@ type Options struct {
 	// and 30 s).
 	BackoffBase, BackoffMax time.Duration
 	// DialOptions default to plaintext (the control plane is local or
-	// inside the mesh network).
+	// inside the mesh network) with 30 s keepalive pings.
 	DialOptions []grpc.DialOption
 }
 
@@ -141,7 +142,13 @@ func (c *Client) Ready() bool { return c.applied.Load() != nil }
 func (c *Client) Run(ctx context.Context) error {
 	dial := c.opts.DialOptions
 	if len(dial) == 0 {
-		dial = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+		dial = []grpc.DialOption{
+			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			// Notice a control plane that vanished without closing the
+			// connection (host down, network partition) within ~40 s, and
+			// reconnect. Our control plane permits pings every 5 s.
+			grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		}
 	}
 	// grpc-go redials a lost connection with its own backoff (up to 120 s
 	// by default); bound it like ours so a restarted control plane is
