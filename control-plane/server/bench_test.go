@@ -52,12 +52,12 @@ func benchModel(variant int) *mesh.Snapshot {
 // benchBuilder is a builder with benchProxies connected sidecars (and
 // proxyless clients when proxyless > 0), without gRPC: what is measured is
 // the rebuild (translate, compare versions, set changed snapshots).
-func benchBuilder(b *testing.B, src *fakeSource, proxyless int) *builder {
+func benchBuilder(b *testing.B, src *fakeSource, tr Translator, proxyless int) *builder {
 	b.Helper()
 	m := newMetrics()
 	st := newStreams(zap.NewNop(), m)
 	bl := &builder{log: zap.NewNop(), cache: cache.NewSnapshotCache(false, cache.IDHash{}, nil), streams: st,
-		source: src, tr: XDS{}, metrics: m, workers: defaultWorkers(), nodes: map[string]*built{}}
+		source: src, tr: tr, metrics: m, workers: defaultWorkers(), nodes: map[string]*built{}}
 	for id := range src.Current().Proxies {
 		bl.nodes[id] = &built{id: id, node: &core.Node{Id: id, UserAgentName: "envoy"}}
 	}
@@ -99,7 +99,7 @@ func BenchmarkRebuild(b *testing.B) {
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			src := newFakeSource(models[0])
-			bl := benchBuilder(b, src, tc.proxyless)
+			bl := benchBuilder(b, src, XDS{}, tc.proxyless)
 			same := benchModel(0) // equal content, another pointer
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -117,4 +117,42 @@ func BenchmarkRebuild(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/benchProxies, "ns/proxy")
 		})
 	}
+}
+
+// precomputed is a Translator that returns snapshots translated beforehand,
+// so that BenchmarkRebuildServerOnly measures the server's own work.
+type precomputed map[*mesh.Snapshot]map[string]*cache.Snapshot
+
+func (p precomputed) Sidecar(snap *mesh.Snapshot, id string) (*cache.Snapshot, error) {
+	return p[snap][id], nil
+}
+
+func (p precomputed) Proxyless(*mesh.Snapshot) (*cache.Snapshot, error) { return &cache.Snapshot{}, nil }
+
+// BenchmarkRebuildServerOnly is BenchmarkRebuild/endpoint-changed without
+// the translation: version comparison, cache updates, bookkeeping.
+func BenchmarkRebuildServerOnly(b *testing.B) {
+	models := []*mesh.Snapshot{benchModel(0), benchModel(1)}
+	tr := precomputed{}
+	for _, m := range models {
+		tr[m] = map[string]*cache.Snapshot{}
+		for id := range m.Proxies {
+			s, err := XDS{}.Sidecar(m, id)
+			if err != nil {
+				b.Fatal(err)
+			}
+			tr[m][id] = s
+		}
+	}
+	src := newFakeSource(models[0])
+	bl := benchBuilder(b, src, tr, 0)
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		i++
+		src.Set(models[i%2])
+		bl.rebuild(context.Background())
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/benchProxies, "ns/proxy")
 }
