@@ -127,7 +127,9 @@ func (p precomputed) Sidecar(snap *mesh.Snapshot, id string) (*cache.Snapshot, e
 	return p[snap][id], nil
 }
 
-func (p precomputed) Proxyless(*mesh.Snapshot) (*cache.Snapshot, error) { return &cache.Snapshot{}, nil }
+func (p precomputed) Proxyless(*mesh.Snapshot) (*cache.Snapshot, error) {
+	return &cache.Snapshot{}, nil
+}
 
 // BenchmarkRebuildServerOnly is BenchmarkRebuild/endpoint-changed without
 // the translation: version comparison, cache updates, bookkeeping.
