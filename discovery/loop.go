@@ -304,18 +304,21 @@ func (l *loop) onFetched(b *fetchBatch) {
 	if failed < len(b.names) {
 		l.markDirty(b.since)
 	}
-	l.checkUnexplained()
+	l.checkUnexplained(time.Now())
 }
 
-// checkUnexplained resyncs when a catalog move that no diff explained is
-// still above everything the fetches have shown.
-func (l *loop) checkUnexplained() {
-	if l.unexplained == 0 || l.inflight || len(l.pending) > 0 {
+// checkUnexplained forgets a catalog move that a fetch has since reached,
+// and resyncs when one is still unexplained after its grace period.
+func (l *loop) checkUnexplained(now time.Time) {
+	if l.unexplained == 0 {
 		return
 	}
 	if l.seenIndex >= l.unexplained {
 		l.unexplained = 0
 		return
+	}
+	if l.inflight || len(l.pending) > 0 || now.Before(l.unexplainedAt()) {
+		return // fetches to come may still explain it
 	}
 	l.resyncAll("catalog changed without a visible diff")
 }

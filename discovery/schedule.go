@@ -59,9 +59,7 @@ func (l *loop) nextWake() (time.Time, bool) {
 }
 
 func (l *loop) onWake(now time.Time) {
-	if l.unexplained != 0 && !l.inflight && len(l.pending) == 0 && !now.Before(l.unexplainedAt()) {
-		l.checkUnexplained()
-	}
+	l.checkUnexplained(now)
 	fetchDue := len(l.pending) > 0 && !l.inflight && !now.Before(l.fetchAt())
 	// When a fetch is due too, publish after it (one snapshot instead of
 	// two), unless publishing has been deferred for long: under constant
