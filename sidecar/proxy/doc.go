@@ -22,6 +22,12 @@
 //     closed or reset before the response headers: 503 UC (HTTP/1.1) or
 //     UR (HTTP/2 stream reset). A malformed upstream response: 502 UPE.
 //     An error after the response started resets the downstream stream.
+//     Local replies to gRPC requests are Trailers-Only gRPC responses
+//     (grpc-status from the HTTP code: 503/504 → UNAVAILABLE, 404 →
+//     UNIMPLEMENTED, …) as Envoy sends them; the access log keeps the HTTP
+//     code. Stream idle timeout (route idle_timeout, else the connection
+//     manager's stream_idle_timeout): 408 SI before the response, reset
+//     after.
 //   - Hop-by-hop headers (RFC 9110 section 7.6.1 and those named in
 //     Connection) are removed both ways; "te: trailers" is kept for gRPC.
 //     x-forwarded-for gets the peer address appended when the connection

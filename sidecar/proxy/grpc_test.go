@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc"
@@ -60,6 +61,31 @@ func startGRPC(t *testing.T) string {
 		<-done
 	})
 	return ln.Addr().String()
+}
+
+func TestGRPCLocalReplies(t *testing.T) {
+	dead := deadAddr(t)
+	rc := &config.RouteConfig{VirtualHosts: []*config.VirtualHost{{Domains: []string{"*"}, Routes: []*config.Route{
+		{Match: config.RouteMatch{Kind: config.PathPrefix, Path: "/grpc.testing.TestService/UnaryCall", CaseSensitive: true}, Forward: &config.RouteAction{Cluster: "dead"}},
+	}}}}
+	p := startProxy(t, rc, map[string]*config.Cluster{"dead": oneHost("dead", dead, config.HTTP2)}, nil)
+	conn, err := grpc.NewClient(p.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	c := testpb.NewTestServiceClient(conn)
+	_, err = c.UnaryCall(t.Context(), &testpb.SimpleRequest{})
+	if st := status.Convert(err); st.Code() != codes.Unavailable || !strings.Contains(st.Message(), "connection failure") {
+		t.Errorf("dead backend: %v, want Unavailable with the local reply's message", st)
+	}
+	if e := p.logFor(t, "/grpc.testing.TestService/UnaryCall"); e["status"] != int64(503) || e["response_flags"] != "UF" {
+		t.Errorf("access log %v %v, want 503 UF", e["status"], e["response_flags"])
+	}
+	_, err = c.EmptyCall(t.Context(), &testpb.Empty{})
+	if st := status.Convert(err); st.Code() != codes.Unimplemented {
+		t.Errorf("no route: %v, want Unimplemented", st)
+	}
 }
 
 func TestGRPCThroughProxy(t *testing.T) {

@@ -5,7 +5,9 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -211,13 +213,25 @@ func (ex *exchange) classify(ctx context.Context, err error) (int, string, strin
 		"upstream connect error or disconnect/reset before headers. reset reason: connection termination"
 }
 
-// localReply answers from the proxy itself (Envoy's local reply).
+// localReply answers from the proxy itself (Envoy's local reply). A gRPC
+// request gets a Trailers-Only gRPC answer instead (HTTP 200, grpc-status
+// mapped from the HTTP code as Envoy does); the access log keeps the HTTP
+// code.
 func (ex *exchange) localReply(code int, flag, body string) {
 	ex.entry.Status, ex.entry.Flags = code, flag
 	if code == 0 {
 		return // the downstream is gone
 	}
 	hdr := ex.w.Header()
+	if strings.HasPrefix(ex.r.Header.Get("Content-Type"), "application/grpc") {
+		hdr.Set("Content-Type", "application/grpc")
+		hdr.Set("Grpc-Status", strconv.Itoa(grpcStatus(code)))
+		if body != "" {
+			hdr.Set("Grpc-Message", url.PathEscape(body))
+		}
+		ex.w.WriteHeader(http.StatusOK)
+		return
+	}
 	if body != "" {
 		hdr.Set("Content-Type", "text/plain")
 	}
@@ -225,6 +239,25 @@ func (ex *exchange) localReply(code int, flag, body string) {
 	ex.w.WriteHeader(code)
 	n, _ := io.WriteString(ex.w, body)
 	ex.entry.BytesSent = int64(n)
+}
+
+// grpcStatus maps an HTTP status to a gRPC code (Envoy's
+// Grpc::Utility::httpToGrpcStatus, the same table as gRPC's
+// doc/http-grpc-status-mapping.md).
+func grpcStatus(code int) int {
+	switch code {
+	case http.StatusBadRequest:
+		return 13 // INTERNAL
+	case http.StatusUnauthorized:
+		return 16 // UNAUTHENTICATED
+	case http.StatusForbidden:
+		return 7 // PERMISSION_DENIED
+	case http.StatusNotFound:
+		return 12 // UNIMPLEMENTED
+	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return 14 // UNAVAILABLE
+	}
+	return 2 // UNKNOWN
 }
 
 func (ex *exchange) finish() {
