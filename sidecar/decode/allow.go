@@ -45,11 +45,14 @@ var allowed = map[protoreflect.FullName][]protoreflect.Name{
 	"envoy.config.core.v3.SocketAddress":   {"protocol", "address", "port_value"},
 	"envoy.config.listener.v3.FilterChain": {"filters", "name"},
 	"envoy.config.listener.v3.Filter":      {"name", "typed_config"},
-	hcmType:                                {"codec_type", "stat_prefix", "rds", "route_config", "http_filters", "stream_idle_timeout", "request_timeout", "use_remote_address", "generate_request_id"},
-	"envoy.extensions.filters.network.http_connection_manager.v3.Rds":        {"config_source", "route_config_name"},
-	"envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter": {"name", "typed_config"},
-	"envoy.config.core.v3.ConfigSource":                                      {"ads", "resource_api_version", "initial_fetch_timeout"},
-	"envoy.config.core.v3.AggregatedConfigSource":                            {},
+	hcmType:                                {"codec_type", "stat_prefix", "rds", "route_config", "http_filters", "stream_idle_timeout", "request_timeout", "use_remote_address", "generate_request_id", "upgrade_configs"},
+	// Only websocket, which the proxy always passes through (checked in
+	// the decoder).
+	"envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.UpgradeConfig": {"upgrade_type", "enabled"},
+	"envoy.extensions.filters.network.http_connection_manager.v3.Rds":                                 {"config_source", "route_config_name"},
+	"envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter":                          {"name", "typed_config"},
+	"envoy.config.core.v3.ConfigSource":                                                               {"ads", "resource_api_version", "initial_fetch_timeout"},
+	"envoy.config.core.v3.AggregatedConfigSource":                                                     {},
 	routerType:   {},
 	tcpProxyType: {"stat_prefix", "cluster", "idle_timeout"},
 
@@ -87,7 +90,9 @@ var allowed = map[protoreflect.FullName][]protoreflect.Name{
 	"envoy.config.core.v3.HeaderValue":                                  {"key", "value"},
 
 	// Cluster (CDS).
-	"envoy.config.cluster.v3.Cluster": {"name", "alt_stat_name", "type", "eds_cluster_config", "connect_timeout",
+	// dns_lookup_family is harmless: STATIC and EDS clusters resolve
+	// nothing (go-control-plane's examples set it).
+	"envoy.config.cluster.v3.Cluster": {"name", "alt_stat_name", "type", "eds_cluster_config", "connect_timeout", "dns_lookup_family",
 		"lb_policy", "load_assignment", "circuit_breakers", "http2_protocol_options",
 		"typed_extension_protocol_options", "outlier_detection", "ring_hash_lb_config", "maglev_lb_config",
 		"least_request_lb_config", "common_lb_config"},

@@ -72,6 +72,19 @@ func TestListener(t *testing.T) {
 			},
 		},
 		{
+			name: "websocket upgrade (always passed through)",
+			in: httpWith(func(h *hcmv3.HttpConnectionManager) {
+				h.UpgradeConfigs = []*hcmv3.HttpConnectionManager_UpgradeConfig{{UpgradeType: "websocket"}}
+			}),
+			want: &config.Listener{
+				Name: "public", Address: "0.0.0.0:21000", PerConnectionBufferLimitBytes: 1 << 20,
+				HTTP: &config.HTTPConnectionManager{
+					StatPrefix: "web", RouteConfigName: "web",
+					StreamIdleTimeout: 5 * time.Minute, GenerateRequestID: true,
+				},
+			},
+		},
+		{
 			name: "inline route config",
 			in: httpWith(func(h *hcmv3.HttpConnectionManager) {
 				h.RouteSpecifier = &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: dt.Route("inline", "app")}
@@ -429,6 +442,15 @@ func TestRejects(t *testing.T) {
 		{"hcm rds over path", hcm(func(h *hcmv3.HttpConnectionManager) {
 			h.GetRds().ConfigSource = &corev3.ConfigSource{ConfigSourceSpecifier: &corev3.ConfigSource_Path{Path: "/x"}}
 		}), `rds.config_source: field path is not supported`},
+		{"hcm connect upgrade", hcm(func(h *hcmv3.HttpConnectionManager) {
+			h.UpgradeConfigs = []*hcmv3.HttpConnectionManager_UpgradeConfig{{UpgradeType: "CONNECT"}}
+		}), `upgrade_configs[0].upgrade_type: "CONNECT" is not supported`},
+		{"hcm websocket disabled", hcm(func(h *hcmv3.HttpConnectionManager) {
+			h.UpgradeConfigs = []*hcmv3.HttpConnectionManager_UpgradeConfig{{UpgradeType: "websocket", Enabled: wrapperspb.Bool(false)}}
+		}), `disabling websocket is not supported`},
+		{"hcm upgrade filters", hcm(func(h *hcmv3.HttpConnectionManager) {
+			h.UpgradeConfigs = []*hcmv3.HttpConnectionManager_UpgradeConfig{{UpgradeType: "websocket", Filters: h.HttpFilters}}
+		}), `upgrade_configs[0]: field filters is not supported`},
 		{"hcm codec http2", hcm(func(h *hcmv3.HttpConnectionManager) { h.CodecType = hcmv3.HttpConnectionManager_HTTP2 }),
 			`codec_type: HTTP2 is not supported`},
 		{"filter unknown type", listener(func(l *listenerv3.Listener) {

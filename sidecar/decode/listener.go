@@ -2,6 +2,7 @@ package decode
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
@@ -115,6 +116,16 @@ func httpConnectionManager(m *hcmv3.HttpConnectionManager) (*config.HTTPConnecti
 	}
 	if err := httpFilters(m.GetHttpFilters()); err != nil {
 		return nil, err
+	}
+	for i, u := range m.GetUpgradeConfigs() {
+		// The proxy passes WebSocket upgrades through; nothing else, and
+		// it cannot turn them off.
+		if !strings.EqualFold(u.GetUpgradeType(), "websocket") {
+			return nil, fmt.Errorf("upgrade_configs[%d].upgrade_type: %q is not supported (only websocket)", i, u.GetUpgradeType())
+		}
+		if !boolean(u.GetEnabled(), true) {
+			return nil, fmt.Errorf("upgrade_configs[%d].enabled: disabling websocket is not supported", i)
+		}
 	}
 	return out, nil
 }
