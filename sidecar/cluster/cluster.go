@@ -100,13 +100,29 @@ func (s *Set) Update(cfgs map[string]*config.Cluster) Snapshot {
 		}
 		for _, h := range prev.hosts {
 			if !kept[h] {
-				h.closeIdle()
 				s.retired = append(s.retired, h)
 			}
 		}
 	}
 	s.cur.Store(&next)
+	s.pruneRetired()
 	return next
+}
+
+// pruneRetired closes the idle connections of hosts no snapshot uses and
+// forgets those with nothing left open, so endpoint churn does not
+// accumulate pools. The others are retried at the next Update and at Close
+// (their idle connections also expire after idleConnTimeout).
+func (s *Set) pruneRetired() {
+	keep := s.retired[:0]
+	for _, h := range s.retired {
+		h.closeIdle()
+		if h.active.Load() > 0 || h.connections.Load() > 0 {
+			keep = append(keep, h)
+		}
+	}
+	clear(s.retired[len(keep):])
+	s.retired = keep
 }
 
 func (s *Set) build(cfg *config.Cluster, prev *Cluster) *Cluster {

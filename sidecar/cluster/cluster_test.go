@@ -491,3 +491,35 @@ func TestHTTP2PoolMultiplexes(t *testing.T) {
 		t.Errorf("peak concurrency %d, want %d", peak.Load(), n)
 	}
 }
+
+func TestRetiredHostsArePruned(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer srv.Close()
+	s := NewSet(zap.NewNop())
+	defer s.Close()
+	addr := srv.Listener.Addr().String()
+	snap := s.Update(map[string]*config.Cluster{"c": {Name: "c", Endpoints: []config.Endpoint{{Address: addr, Weight: 1}}}})
+	h := snap["c"].Pick(0, false)
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", "http://"+addr+"/", nil)
+	res, err := h.Transport().RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	// Endpoint churn: the host goes away; its idle pooled connection is
+	// closed and the host forgotten.
+	for i := range 50 {
+		s.Update(map[string]*config.Cluster{"c": {Name: "c", Endpoints: []config.Endpoint{{Address: fmt.Sprintf("10.9.9.%d:80", i), Weight: 1}}}})
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for h.connections.Load() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("retired host still has %d connections", h.connections.Load())
+		}
+		time.Sleep(time.Millisecond)
+		s.Update(map[string]*config.Cluster{"c": {Name: "c", Endpoints: []config.Endpoint{{Address: "10.9.9.1:80", Weight: 1}}}})
+	}
+	if n := len(s.retired); n > 1 {
+		t.Errorf("%d retired hosts kept, want them pruned", n)
+	}
+}
