@@ -61,6 +61,9 @@ type Entry struct {
 	BytesSent       int64
 	RequestID       string
 	Listener        string
+	// Downstream is the client's address (Envoy's
+	// %DOWNSTREAM_REMOTE_ADDRESS%).
+	Downstream string
 }
 
 // Enabled reports whether the next entry would be written (sampling
@@ -101,5 +104,6 @@ func (l *Logger) Log(e *Entry) {
 		zap.Int64("bytes_sent", e.BytesSent),
 		zap.String("request_id", e.RequestID),
 		zap.String("listener", e.Listener),
+		zap.String("downstream_remote_address", e.Downstream),
 	)
 }

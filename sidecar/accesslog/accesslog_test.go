@@ -22,13 +22,13 @@ func TestLogFields(t *testing.T) {
 	}
 	l.Log(&Entry{Start: start, Method: "GET", Authority: "a", Path: "/p?q", Protocol: "HTTP/1.1", Status: 503,
 		Flags: UpstreamConnectionFailure, Duration: 1500 * time.Microsecond, UpstreamCluster: "c", UpstreamHost: "h:1",
-		Attempts: 1, BytesReceived: 3, BytesSent: 4, RequestID: "id", Listener: "l"})
+		Attempts: 1, BytesReceived: 3, BytesSent: 4, RequestID: "id", Listener: "l", Downstream: "10.0.0.1:5000"})
 	got := logs.AllUntimed()[0].ContextMap()
 	want := map[string]any{
 		"start_time": start, "method": "GET", "authority": "a", "path": "/p?q", "protocol": "HTTP/1.1",
 		"status": int64(503), "response_flags": "UF", "duration_ms": 1.5, "upstream_cluster": "c",
 		"upstream_host": "h:1", "attempts": int64(1), "bytes_received": int64(3), "bytes_sent": int64(4),
-		"request_id": "id", "listener": "l",
+		"request_id": "id", "listener": "l", "downstream_remote_address": "10.0.0.1:5000",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("fields (-want +got):\n%s", diff)

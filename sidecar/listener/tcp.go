@@ -101,7 +101,7 @@ func (t *tcpListener) stop(ctx context.Context) {
 func (t *tcpListener) handle(down net.Conn) {
 	st := t.state.Load()
 	e := accesslog.Entry{Start: time.Now(), Protocol: "tcp", Listener: st.listener, UpstreamCluster: st.cfg.Cluster, Attempts: 1}
-	e.Authority = down.RemoteAddr().String()
+	e.Downstream = down.RemoteAddr().String()
 	defer func() {
 		e.Duration = time.Since(e.Start)
 		if t.access.Enabled() {

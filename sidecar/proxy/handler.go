@@ -280,6 +280,7 @@ func (ex *exchange) finish() {
 	}
 	r := ex.r
 	e.Method, e.Authority, e.Path, e.Protocol, e.Listener = r.Method, r.Host, r.RequestURI, r.Proto, ex.st.Listener
+	e.Downstream = r.RemoteAddr
 	if e.RequestID == "" {
 		e.RequestID = r.Header.Get("X-Request-Id")
 	}
