@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,6 +77,9 @@ func TestNACKedClusterIsReportedAndNotResent(t *testing.T) {
 			t.Fatalf("%d responses within %v after NACK and ACK; want none", n, quiet)
 		}
 		checkNACKReported(t, cp, "delta", cds.GetSystemVersionInfo(), reason)
+		if _, body := httpGet(t, "http://"+cp.Admin+"/metrics"); !strings.Contains(body, `consulate_cp_nacks_total{type="Cluster"} 2`) {
+			t.Errorf("/metrics does not count the two CDS NACKs:\n%s", grepLines(body, "consulate_cp_nacks_total"))
+		}
 		registerAPI(t, a.Client, "api-3", 7003)
 		up := c.Recv(5 * time.Second)
 		if up == nil || up.GetTypeUrl() != adstest.EndpointType {
@@ -86,6 +90,16 @@ func TestNACKedClusterIsReportedAndNotResent(t *testing.T) {
 			t.Fatalf("%d more responses; want none", n)
 		}
 	})
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // checkNACKReported checks the NACK log line and /status.
