@@ -152,6 +152,10 @@ func TestBuildSnapshotProxiesAndSidecars(t *testing.T) {
 	if diff := cmp.Diff(want, snap.Proxy("web-1-sidecar-proxy")); diff != "" {
 		t.Errorf("proxy (-want +got):\n%s", diff)
 	}
+	// Instances of one proxy service share rendered values only when equal.
+	if px := snap.Proxy("web-2-sidecar-proxy"); px.Config != nil || px.Upstreams != nil {
+		t.Errorf("web-2's proxy took web-1's config: %+v, %+v", px.Config, px.Upstreams)
+	}
 	if snap.Proxy("ghost-1-sidecar-proxy") == nil || snap.Service("ghost") != nil {
 		t.Errorf("ghost sidecar: proxy %v, service %v; want the proxy listed and no ghost service", snap.Proxy("ghost-1-sidecar-proxy"), snap.Service("ghost"))
 	}

@@ -34,7 +34,12 @@ func convertService(entries []*api.ServiceEntry) *serviceParts {
 		block := make([]mesh.Proxy, len(sorted))
 		for i, e := range sorted {
 			p.proxies[i] = &block[i]
-			convertProxy(&block[i], e, &p.instances[i])
+			var prev *mesh.Proxy
+			var prevCfg *api.AgentServiceConnectProxyConfig
+			if i > 0 {
+				prev, prevCfg = &block[i-1], sorted[i-1].Service.Proxy
+			}
+			convertProxy(&block[i], e, &p.instances[i], prev, prevCfg)
 			if d := block[i].DestinationService; d != "" && !slices.Contains(p.dests, d) {
 				p.dests = append(p.dests, d)
 			}
@@ -105,7 +110,10 @@ func aggregateHealth(checks api.HealthChecks) mesh.Health {
 	}
 }
 
-func convertProxy(p *mesh.Proxy, e *api.ServiceEntry, inst *mesh.Instance) {
+// convertProxy fills p. Instances of one proxy service usually share their
+// Config and upstreams: when they equal those of prev (converted from
+// prevCfg), the rendered values are shared (they are immutable).
+func convertProxy(p *mesh.Proxy, e *api.ServiceEntry, inst *mesh.Instance, prev *mesh.Proxy, prevCfg *api.AgentServiceConnectProxyConfig) {
 	*p = mesh.Proxy{
 		ID:      inst.ID,
 		Name:    inst.Service,
@@ -122,8 +130,14 @@ func convertProxy(p *mesh.Proxy, e *api.ServiceEntry, inst *mesh.Instance) {
 	p.DestinationServiceID = pc.DestinationServiceID
 	p.LocalServiceAddress = pc.LocalServiceAddress
 	p.LocalServicePort = pc.LocalServicePort
-	p.Config = renderConfig(pc.Config)
-	if len(pc.Upstreams) > 0 {
+	if prevCfg != nil && flatEqual(pc.Config, prevCfg.Config) {
+		p.Config = prev.Config
+	} else {
+		p.Config = renderConfig(pc.Config)
+	}
+	if prevCfg != nil && upstreamsEqual(pc.Upstreams, prevCfg.Upstreams) {
+		p.Upstreams = prev.Upstreams
+	} else if len(pc.Upstreams) > 0 {
 		p.Upstreams = make([]mesh.Upstream, len(pc.Upstreams))
 		for i, u := range pc.Upstreams {
 			typ := string(u.DestinationType)
@@ -140,4 +154,36 @@ func convertProxy(p *mesh.Proxy, e *api.ServiceEntry, inst *mesh.Instance) {
 			}
 		}
 	}
+}
+
+// flatEqual reports whether two opaque Config maps hold the same scalar
+// values (anything nested counts as different: it is only an optimization).
+func flatEqual(a, b map[string]any) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, va := range a {
+		vb, ok := b[k]
+		if !ok {
+			return false
+		}
+		switch va.(type) {
+		case nil, string, float64, bool:
+			if va != vb {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// upstreamsEqual compares the upstream fields the model keeps.
+func upstreamsEqual(a, b []api.Upstream) bool {
+	return slices.EqualFunc(a, b, func(x, y api.Upstream) bool {
+		return x.DestinationType == y.DestinationType && x.DestinationName == y.DestinationName &&
+			x.Datacenter == y.Datacenter && x.LocalBindAddress == y.LocalBindAddress &&
+			x.LocalBindPort == y.LocalBindPort && flatEqual(x.Config, y.Config)
+	})
 }
