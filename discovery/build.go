@@ -60,8 +60,8 @@ type builder struct {
 	// instances in front of it; proxyOwners maps a proxy ID to the proxy
 	// services that hold a proxy with that ID.
 	// Both are nearly always one name long.
-	fronting    map[string][]string
-	proxyOwners map[string][]string
+	fronting    nameIndex
+	proxyOwners nameIndex
 }
 
 func newBuilder() *builder {
@@ -69,8 +69,8 @@ func newBuilder() *builder {
 		services:    map[string]*serviceParts{},
 		entries:     map[mesh.EntryRef]*decodedEntry{},
 		changed:     map[string]*serviceParts{},
-		fronting:    map[string][]string{},
-		proxyOwners: map[string][]string{},
+		fronting:    newNameIndex(),
+		proxyOwners: newNameIndex(),
 	}
 }
 
@@ -109,10 +109,10 @@ func (b *builder) replace(name string, next *serviceParts) {
 	}
 	if cur != nil {
 		for _, d := range cur.dests {
-			unindex(b.fronting, d, name)
+			b.fronting.remove(d, name)
 		}
 		for _, px := range cur.proxies {
-			unindex(b.proxyOwners, px.ID, name)
+			b.proxyOwners.remove(px.ID, name)
 		}
 	}
 	if next == nil {
@@ -121,25 +121,10 @@ func (b *builder) replace(name string, next *serviceParts) {
 	}
 	b.services[name] = next
 	for _, d := range next.dests {
-		index(b.fronting, d, name)
+		b.fronting.add(d, name)
 	}
 	for _, px := range next.proxies {
-		index(b.proxyOwners, px.ID, name)
-	}
-}
-
-func index(m map[string][]string, key, name string) {
-	if !slices.Contains(m[key], name) {
-		m[key] = append(m[key], name)
-	}
-}
-
-func unindex(m map[string][]string, key, name string) {
-	list := slices.DeleteFunc(m[key], func(n string) bool { return n == name })
-	if len(list) == 0 {
-		delete(m, key)
-	} else {
-		m[key] = list
+		b.proxyOwners.add(px.ID, name)
 	}
 }
 
@@ -151,13 +136,13 @@ func (b *builder) build(dc string, index uint64, entries map[mesh.EntryKind][]Ra
 	snap := &mesh.Snapshot{Index: index, Datacenter: dc, Config: b.buildConfig(entries, lastGood)}
 	if b.prev == nil {
 		snap.Services = make(map[string]*mesh.Service, len(b.services))
-		snap.Proxies = make(map[string]*mesh.Proxy, len(b.proxyOwners))
+		snap.Proxies = make(map[string]*mesh.Proxy, len(b.proxyOwners.first))
 		block := make([]mesh.Service, 0, len(b.services))
 		for name, p := range b.services {
 			block = append(block, mesh.Service{Name: name, Kind: p.kind, Instances: p.instances, Sidecars: b.sidecars(name)})
 			snap.Services[name] = &block[len(block)-1]
 		}
-		for id := range b.proxyOwners {
+		for id := range b.proxyOwners.first {
 			snap.Proxies[id] = b.proxyWinner(id)
 		}
 		b.prev = snap
@@ -207,7 +192,7 @@ func (b *builder) build(dc string, index uint64, entries map[mesh.EntryKind][]Ra
 // (Node, ID).
 func (b *builder) sidecars(dest string) []mesh.Instance {
 	var list []mesh.Instance
-	for _, proxyService := range b.fronting[dest] {
+	for proxyService := range b.fronting.names(dest) {
 		p := b.services[proxyService]
 		for i, px := range p.proxies {
 			if px.DestinationService == dest {
@@ -226,7 +211,7 @@ func (b *builder) sidecars(dest string) []mesh.Instance {
 // result is deterministic.
 func (b *builder) proxyWinner(id string) *mesh.Proxy {
 	var win *mesh.Proxy
-	for _, name := range b.proxyOwners[id] {
+	for name := range b.proxyOwners.names(id) {
 		for _, px := range b.services[name].proxies {
 			if px.ID == id && (win == nil || px.Node < win.Node) {
 				win = px
