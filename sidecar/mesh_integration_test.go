@@ -126,28 +126,44 @@ func TestMeshThroughConsul(t *testing.T) {
 	client := &http.Client{Timeout: 2 * time.Second}
 	defer client.CloseIdleConnections()
 	url := "http://127.0.0.1:" + strconv.Itoa(bindPort) + "/orders"
-	var lastCode int
-	var lastBody string
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if resp, err := client.Get(url); err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			lastCode, lastBody = resp.StatusCode, string(b)
-			if lastCode == http.StatusOK {
-				break
+	// waitStatus polls url until it answers want.
+	waitStatus := func(what string, want int) string {
+		t.Helper()
+		var lastCode int
+		var lastBody string
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			if resp, err := client.Get(url); err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				lastCode, lastBody = resp.StatusCode, string(b)
+				if lastCode == want {
+					return lastBody
+				}
+			} else {
+				lastCode, lastBody = 0, err.Error()
 			}
-		} else {
-			lastBody = err.Error()
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: GET %s: last %d %q, want %d; web sidecar ready=%v", what, url, lastCode, lastBody, want, web.Client.Ready())
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("GET %s through the mesh: last %d %q; web sidecar ready=%v", url, lastCode, lastBody, web.Client.Ready())
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
-	if lastBody != "api says hi to /orders" {
-		t.Fatalf("body = %q", lastBody)
+	if body := waitStatus("through the mesh", http.StatusOK); body != "api says hi to /orders" {
+		t.Fatalf("body = %q", body)
 	}
+
+	// Consul says api's sidecar is failing: the control plane drops it
+	// from EDS and web's sidecar stops sending it traffic (503, no healthy
+	// upstream); when it passes again, traffic flows again.
+	if err := a.Client.Agent().UpdateTTL("ttl-api-1-sidecar", "test", api.HealthCritical); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus("api's sidecar critical", http.StatusServiceUnavailable)
+	if err := a.Client.Agent().UpdateTTL("ttl-api-1-sidecar", "test", api.HealthPassing); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus("api's sidecar passing again", http.StatusOK)
 	// The request reached the app through api's sidecar, not directly:
 	// api's sidecar counted it on the host that is the app.
 	var clusters struct {
