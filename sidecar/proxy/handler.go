@@ -160,12 +160,9 @@ func (ex *exchange) forward(vh *config.VirtualHost, rt *config.Route) {
 	host.Begin()
 	defer host.End()
 
+	// The idle watch is the outer context so that an upgraded connection,
+	// which outlives the route timeout, can still idle out.
 	ctx := ex.r.Context()
-	if a.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, a.Timeout)
-		defer cancel()
-	}
 	idle := a.IdleTimeout
 	if idle == 0 && ex.st.HCM != nil {
 		idle = ex.st.HCM.StreamIdleTimeout
@@ -173,6 +170,11 @@ func (ex *exchange) forward(vh *config.VirtualHost, rt *config.Route) {
 	if idle > 0 {
 		ctx, ex.idle = startIdleWatch(ctx, idle)
 		defer ex.idle.stop()
+	}
+	if a.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, a.Timeout)
+		defer cancel()
 	}
 	out := ex.outbound(ctx, vh, rt, wc, host)
 	sent := time.Now()

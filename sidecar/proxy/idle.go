@@ -16,6 +16,7 @@ var errStreamIdle = errors.New("stream idle timeout")
 // the response moved for d. Activity is one atomic store; the timer re-arms
 // itself for the remaining time instead of being reset per chunk.
 type idleWatch struct {
+	ctx    context.Context // canceled with errStreamIdle when idle
 	d      time.Duration
 	last   atomic.Int64 // unix nanos of the last activity
 	timer  *time.Timer
@@ -24,7 +25,7 @@ type idleWatch struct {
 
 func startIdleWatch(ctx context.Context, d time.Duration) (context.Context, *idleWatch) {
 	ctx, cancel := context.WithCancelCause(ctx)
-	w := &idleWatch{d: d, cancel: cancel}
+	w := &idleWatch{ctx: ctx, d: d, cancel: cancel}
 	w.touch()
 	w.timer = time.AfterFunc(d, w.fire)
 	return ctx, w

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -122,5 +123,54 @@ func TestUpgradePassesThrough(t *testing.T) {
 	}
 	if f := p.logFor(t, "/chat"); f["status"] != int64(101) {
 		t.Errorf("access log %v", f)
+	}
+}
+
+func TestUpgradeTimeouts(t *testing.T) {
+	up := upstream(t, false, func(w http.ResponseWriter, r *http.Request) {
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		io.WriteString(conn, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		for {
+			line, err := brw.ReadString('\n')
+			if err != nil {
+				return
+			}
+			io.WriteString(conn, strings.ToUpper(line))
+		}
+	})
+	rt := &config.Route{Match: config.RouteMatch{CaseSensitive: true},
+		Forward: &config.RouteAction{Cluster: "ws", Timeout: 200 * time.Millisecond, IdleTimeout: 300 * time.Millisecond}}
+	p := startProxy(t, catchAll(rt), map[string]*config.Cluster{"ws": oneHost("ws", addrOf(up), config.HTTP1)}, nil)
+	conn, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(conn, "GET /ws HTTP/1.1\r\nHost: svc\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+	br := bufio.NewReader(conn)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil || res.StatusCode != 101 {
+		t.Fatalf("upgrade: %v %v", res, err)
+	}
+	// Active for 4× the route timeout: the session lives on.
+	for i := range 8 {
+		io.WriteString(conn, "ping\n")
+		if got, err := br.ReadString('\n'); err != nil || got != "PING\n" {
+			t.Fatalf("message %d: %q %v", i, got, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// Idle past the idle timeout: the proxy closes it.
+	start := time.Now()
+	if _, err := br.ReadByte(); !errors.Is(err, io.EOF) {
+		t.Fatalf("read while idle: %v, want EOF", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("closed after %v idle, want about 300ms", d)
 	}
 }

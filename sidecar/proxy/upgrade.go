@@ -11,7 +11,10 @@ import (
 )
 
 // upgrade splices the client connection and the upstream connection after
-// a 101 Switching Protocols (WebSocket and other HTTP/1.1 upgrades).
+// a 101 Switching Protocols (WebSocket and other HTTP/1.1 upgrades). The
+// route timeout ends with the 101 (a WebSocket lives longer than a
+// request); the stream idle timeout keeps applying: bytes either way count
+// as activity, and an idle session is closed.
 func (ex *exchange) upgrade(res *http.Response) {
 	back, ok := res.Body.(io.ReadWriteCloser)
 	if !ok {
@@ -35,6 +38,16 @@ func (ex *exchange) upgrade(res *http.Response) {
 	defer stop()
 	defer conn.Close()
 	defer back.Close()
+	if ex.idle != nil {
+		idleCtx := ex.idle.ctx
+		stopIdle := context.AfterFunc(idleCtx, func() {
+			if idledOut(idleCtx) {
+				conn.Close()
+				back.Close()
+			}
+		})
+		defer stopIdle()
+	}
 
 	hdr := http.Header{}
 	copyHeader(hdr, res.Header)
@@ -50,13 +63,13 @@ func (ex *exchange) upgrade(res *http.Response) {
 	received := make(chan int64, 1)
 	go func() {
 		// brw.Reader first: it may hold bytes the client sent early.
-		n, _ := io.Copy(back, brw.Reader)
+		n, _ := io.Copy(back, touchReader{r: brw.Reader, idle: ex.idle})
 		if cw, ok := back.(interface{ CloseWrite() error }); ok {
 			cw.CloseWrite()
 		}
 		received <- n
 	}()
-	n, err := io.Copy(conn, back)
+	n, err := io.Copy(conn, touchReader{r: back, idle: ex.idle})
 	ex.entry.BytesSent += n
 	if err != nil {
 		ex.h.log.Debug("upgraded connection ended", zap.Error(err))
@@ -65,4 +78,18 @@ func (ex *exchange) upgrade(res *http.Response) {
 	// direction.
 	conn.Close()
 	ex.entry.BytesReceived += <-received
+}
+
+// touchReader records activity for the idle timeout on every read.
+type touchReader struct {
+	r    io.Reader
+	idle *idleWatch
+}
+
+func (t touchReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if n > 0 {
+		t.idle.touch()
+	}
+	return n, err
 }
