@@ -63,11 +63,14 @@ func TestWatcherKeepsSnapshotWhileConsulIsDown(t *testing.T) {
 
 	down := time.Now()
 	a.Stop()
-	const warning = "consul unreachable, serving the last snapshot"
+	const warning = "consul unreachable"
 	waitUntil(t, 10*time.Second, "unreachable warning", func() bool { return logs.FilterMessage(warning).Len() > 0 })
 	entry := logs.FilterMessage(warning).All()[0]
 	if entry.Level != zapcore.WarnLevel {
 		t.Errorf("level = %s, want warn", entry.Level)
+	}
+	if got := entry.ContextMap()["serving"]; got != "last snapshot" {
+		t.Errorf("serving = %v, want last snapshot", got)
 	}
 	since, ok := entry.ContextMap()["unreachable_since"].(time.Time)
 	if !ok || since.Before(down) || time.Since(since) > time.Minute {
@@ -188,4 +191,24 @@ type countedBody struct {
 func (b *countedBody) Close() error {
 	b.once.Do(b.done)
 	return b.ReadCloser.Close()
+}
+
+// TestWatcherStartsBeforeConsul: with Consul down from the start there is
+// no snapshot and a warning; once it is up the first snapshot follows.
+func TestWatcherStartsBeforeConsul(t *testing.T) {
+	a := consultest.Start(t)
+	a.Stop()
+	log, logs := observedLogger(t, zap.InfoLevel)
+	w := startWatcher(t, a.Client, Options{Coalesce: 50 * time.Millisecond, MaxBackoff: 300 * time.Millisecond}, log)
+	waitUntil(t, 10*time.Second, "unreachable warning", func() bool {
+		return logs.FilterMessage("consul unreachable").Len() > 0
+	})
+	if got := logs.FilterMessage("consul unreachable").All()[0].ContextMap()["serving"]; got != "nothing yet" {
+		t.Errorf("serving = %v, want nothing yet", got)
+	}
+	if s := w.Current(); s != nil {
+		t.Fatalf("a snapshot without Consul: %s", describe(s))
+	}
+	a.Restart()
+	waitSnapshot(t, w, 20*time.Second, "first snapshot", func(s *mesh.Snapshot) bool { return s.Service("consul") != nil })
 }

@@ -24,21 +24,24 @@ func entriesSource(kind mesh.EntryKind) string { return "config/" + string(kind)
 func (l *loop) unreachable(source string, err error) {
 	now := time.Now()
 	l.failing[source] = true
-	snapIndex := uint64(0)
-	if s := l.w.Current(); s != nil {
-		snapIndex = s.Index
-	}
 	if l.unreachableSince.IsZero() {
 		l.unreachableSince = now
 	} else if now.Sub(l.lastUnreachableLog) < unreachableLogEvery {
 		return
 	}
 	l.lastUnreachableLog = now
-	l.log.Warn("consul unreachable, serving the last snapshot",
+	fields := []zap.Field{
 		zap.Time("unreachable_since", l.unreachableSince),
 		zap.String("query", source),
 		zap.Error(err),
-		zap.Uint64("snapshot_index", snapIndex))
+	}
+	if s := l.w.Current(); s != nil {
+		// Static stability: what was last seen keeps being served.
+		fields = append(fields, zap.String("serving", "last snapshot"), zap.Uint64("snapshot_index", s.Index))
+	} else {
+		fields = append(fields, zap.String("serving", "nothing yet"))
+	}
+	l.log.Warn("consul unreachable", fields...)
 }
 
 // reachable notes a successful query. When it was the last failing one,
