@@ -57,8 +57,9 @@ type built struct {
 	set      bool // a snapshot has been set for the node
 }
 
-// builder keeps one snapshot per connected node in the cache. Its fields
-// below mu-free state are owned by run's goroutine (see doc.go).
+// builder keeps one snapshot per connected node in the cache. nodes and
+// proxyless are owned by run's goroutine (see doc.go); ready is read by
+// anyone.
 type builder struct {
 	log      *zap.Logger
 	cache    cache.SnapshotCache

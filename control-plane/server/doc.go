@@ -15,6 +15,14 @@
 //     node; a newly connected node is built at once from the current model.
 //     A snapshot whose per-type versions equal the last one set for that node
 //     is not set again, so an unchanged proxy is not re-pushed.
+//   - classify (kind.go) tells sidecars (node ID is a connect-proxy service
+//     ID in the model) from proxyless gRPC clients (user agent "gRPC ...")
+//     from sidecars Consul does not know yet (served nothing until they
+//     appear). Proxyless clients share one translation per model.
+//   - Source and Translator are the two inputs; discovery.Watcher is a
+//     Source and XDS (xds.go) adapts package xds to Translator.
+//   - configEntries (entries.go) names the Consul config entries behind a
+//     NACKed resource.
 //   - nackGuard (nackguard.go) wraps the SnapshotCache. go-control-plane's
 //     cache answers a State-of-the-World NACK (which carries the last
 //     *accepted* version) by re-sending the current, rejected version at once,
