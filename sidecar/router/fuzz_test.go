@@ -10,9 +10,9 @@ import (
 )
 
 // FuzzRouteMatch throws arbitrary hosts, targets and header values at a
-// table that uses every match kind: matching must never panic, and a route
-// that matched must really hold for the request (checked independently for
-// the exact-path route).
+// table that uses every match kind: matching, rewriting and redirecting
+// must never panic, and a route that matched must really hold for the
+// request (checked independently for the exact-path and prefix routes).
 func FuzzRouteMatch(f *testing.F) {
 	for _, s := range [][3]string{
 		{"example.com", "/api/v1?x=1", "abc"},
@@ -24,11 +24,17 @@ func FuzzRouteMatch(f *testing.F) {
 	} {
 		f.Add(s[0], s[1], s[2])
 	}
+	prefixRoute := &config.Route{Name: "prefix", Match: config.RouteMatch{Kind: config.PathPrefix, Path: "/p/", CaseSensitive: true},
+		Forward: &config.RouteAction{PrefixRewrite: "/q/"}}
 	exact := &config.Route{Name: "exact", Match: config.RouteMatch{Kind: config.PathExact, Path: "/exact", CaseSensitive: true}}
 	tbl := Compile(&config.RouteConfig{VirtualHosts: []*config.VirtualHost{
 		{Name: "wild", Domains: []string{"*.example.com", "api.*", "*"}, Routes: []*config.Route{
 			exact,
-			{Name: "regex", Match: config.RouteMatch{Kind: config.PathRegex, Regex: regexp.MustCompile(`/users/[0-9]+`)}},
+			{Name: "regex", Match: config.RouteMatch{Kind: config.PathRegex, Regex: regexp.MustCompile(`/users/[0-9]+`)},
+				Forward: &config.RouteAction{RegexRewrite: &config.RegexRewrite{Pattern: regexp.MustCompile(`[0-9]+`), Substitution: `n\0`}}},
+			prefixRoute,
+			{Name: "redirect", Match: config.RouteMatch{Kind: config.PathPrefix, Path: "/r", CaseSensitive: true},
+				Redirect: &config.RedirectAction{HTTPSRedirect: true, PortRedirect: 8443, PrefixRewrite: "/x"}},
 			{Name: "headers", Match: config.RouteMatch{Kind: config.PathPrefix, Path: "/api", Headers: []config.HeaderMatcher{
 				{Name: "x-h", Match: config.StringMatcher{Kind: config.MatchContains, Value: "B", IgnoreCase: true}},
 				{Name: "x-r", Match: config.StringMatcher{Kind: config.MatchRegex, Regex: regexp.MustCompile(`a.c`)}, Invert: true},
@@ -48,11 +54,26 @@ func FuzzRouteMatch(f *testing.F) {
 		if vh == nil {
 			t.Fatalf("host %q: no virtual host although %q is configured", host, "*")
 		}
-		if rt == exact {
-			path, _, _ := strings.Cut(target, "?")
+		path, _, _ := strings.Cut(target, "?")
+		switch {
+		case rt == nil:
+		case rt == exact:
 			if path != "/exact" {
 				t.Fatalf("exact route matched path %q", path)
 			}
+		case rt == prefixRoute:
+			if !strings.HasPrefix(target, "/p/") {
+				t.Fatalf("prefix route matched %q", target)
+			}
+			if got, _ := tbl.RewritePath(rt, path); !strings.HasPrefix(got, "/q/") {
+				t.Fatalf("prefix rewrite of %q gave %q", path, got)
+			}
+		case rt.Redirect != nil:
+			if loc := RedirectLocation(rt, r); !strings.HasPrefix(loc, "https://") {
+				t.Fatalf("redirect location %q", loc)
+			}
+		case rt.Forward != nil:
+			tbl.RewritePath(rt, path)
 		}
 	})
 }
