@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,8 +27,8 @@ import (
 
 // startMeshControlPlane runs Consulate's control plane (discovery watcher
 // and ADS server) in process against the Consul agent at a, and returns its
-// xDS address.
-func startMeshControlPlane(t *testing.T, a *consultest.Agent, log *zap.Logger) string {
+// xDS address and a function that stops it (also called at cleanup).
+func startMeshControlPlane(t *testing.T, a *consultest.Agent, log *zap.Logger) (string, func()) {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -39,12 +41,16 @@ func startMeshControlPlane(t *testing.T, a *consultest.Agent, log *zap.Logger) s
 	done := make(chan struct{}, 2)
 	go func() { _ = watcher.Run(ctx); done <- struct{}{} }()
 	go func() { _ = srv.Serve(ctx, lis); done <- struct{}{} }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		<-done
-	})
-	return lis.Addr().String()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			<-done
+			<-done
+		})
+	}
+	t.Cleanup(stop)
+	return lis.Addr().String(), stop
 }
 
 // registerWithSidecar registers a service instance with a Connect sidecar
@@ -119,7 +125,7 @@ func TestMeshThroughConsul(t *testing.T) {
 	registerWithSidecar(t, a.Client, "web-1", "web", int(freePort(t)), webSidecarPort,
 		[]api.Upstream{{DestinationName: "api", LocalBindPort: bindPort}})
 
-	cp := startMeshControlPlane(t, a, log)
+	cp, stopControlPlane := startMeshControlPlane(t, a, log)
 	apiSidecar := runSidecar(t, cp, "api-1-sidecar-proxy")
 	web := runSidecar(t, cp, "web-1-sidecar-proxy")
 
@@ -164,6 +170,37 @@ func TestMeshThroughConsul(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitStatus("api's sidecar passing again", http.StatusOK)
+
+	// Static stability: with the control plane gone, the sidecars keep
+	// serving their last configuration.
+	stopControlPlane()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := client.Get("http://" + web.AdminAddr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(b), "consulate_sidecar_xds_connected 0") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("web's sidecar still reports a connected control plane")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for i := range 5 {
+		resp, err := client.Get(url)
+		if err != nil {
+			t.Fatalf("request %d with the control plane stopped: %v", i, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || string(b) != "api says hi to /orders" {
+			t.Fatalf("request %d with the control plane stopped: %d %q", i, resp.StatusCode, b)
+		}
+	}
 	// The request reached the app through api's sidecar, not directly:
 	// api's sidecar counted it on the host that is the app.
 	var clusters struct {
