@@ -37,12 +37,17 @@ func (l *loop) unreachable(source string, err error) {
 	}
 	if s := l.w.Current(); s != nil {
 		// Static stability: what was last seen keeps being served.
-		fields = append(fields, zap.String("serving", "last snapshot"), zap.Uint64("snapshot_index", s.Index))
+		l.log.Warn(msgUnreachable, append(fields, zap.Uint64("snapshot_index", s.Index))...)
 	} else {
-		fields = append(fields, zap.String("serving", "nothing yet"))
+		l.log.Warn(msgUnreachableNoSnapshot, fields...)
 	}
-	l.log.Warn("consul unreachable", fields...)
 }
+
+// The warnings while Consul is unreachable (operators and tests match them).
+const (
+	msgUnreachable           = "consul unreachable, serving the last snapshot"
+	msgUnreachableNoSnapshot = "consul unreachable, no snapshot yet"
+)
 
 // reachable notes a successful query. When it was the last failing one,
 // Consul is back.
