@@ -467,3 +467,33 @@ func TestActiveConnectionsMetric(t *testing.T) {
 		t.Errorf("Clusters() = %+v", st)
 	}
 }
+
+func TestUpdateKeepsHTTP2Connections(t *testing.T) {
+	a, b := named(t, "a", nil), named(t, "b", nil)
+	m, _ := newManager(t)
+	cfg := func(target string) *config.Config {
+		return &config.Config{
+			Listeners: map[string]*config.Listener{"web": httpLn("web", "127.0.0.1:0", "r")},
+			Routes:    map[string]*config.RouteConfig{"r": routeTo("r", target)},
+			Clusters:  map[string]*config.Cluster{"a": clusterAt("a", a), "b": clusterAt("b", b)},
+		}
+	}
+	if err := m.Apply(cfg("a")); err != nil {
+		t.Fatal(err)
+	}
+	tr := &http.Transport{Protocols: new(http.Protocols)}
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	t.Cleanup(tr.CloseIdleConnections)
+	c := &http.Client{Transport: tr}
+	url := "http://" + m.Addr("web").String() + "/"
+	if body, _, err := fetch(t, c, url); err != nil || body != "a" {
+		t.Fatalf("before: %q %v", body, err)
+	}
+	if err := m.Apply(cfg("b")); err != nil {
+		t.Fatal(err)
+	}
+	body, reused, err := fetch(t, c, url)
+	if err != nil || body != "b" || !reused {
+		t.Errorf("after update over h2c: %q reused=%v %v; want b on the same connection", body, reused, err)
+	}
+}

@@ -43,6 +43,24 @@ func (testService) StreamingOutputCall(req *testpb.StreamingOutputCallRequest, s
 	return status.Error(codes.ResourceExhausted, "done streaming")
 }
 
+// FullDuplexCall answers each request as it arrives (bidirectional
+// streaming: the proxy must not wait for the end of the request).
+func (testService) FullDuplexCall(stream grpc.BidiStreamingServer[testpb.StreamingOutputCallRequest, testpb.StreamingOutputCallResponse]) error {
+	for {
+		req, err := stream.Recv()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		body := req.GetPayload().GetBody()
+		if err := stream.Send(&testpb.StreamingOutputCallResponse{Payload: &testpb.Payload{Body: append([]byte("echo:"), body...)}}); err != nil {
+			return err
+		}
+	}
+}
+
 func startGRPC(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -120,6 +138,33 @@ func TestGRPCThroughProxy(t *testing.T) {
 		_, err := c.UnaryCall(t.Context(), &testpb.SimpleRequest{ResponseStatus: &testpb.EchoStatus{Code: int32(codes.NotFound), Message: "no such thing"}})
 		if st := status.Convert(err); st.Code() != codes.NotFound || st.Message() != "no such thing" {
 			t.Errorf("status %v, want NotFound: no such thing", st)
+		}
+	})
+	t.Run("bidirectional streaming", func(t *testing.T) {
+		stream, err := c.FullDuplexCall(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Ping-pong: each answer must arrive before the next request is
+		// sent, so neither direction may be buffered.
+		for i := range 3 {
+			msg := fmt.Sprint("m", i)
+			if err := stream.Send(&testpb.StreamingOutputCallRequest{Payload: &testpb.Payload{Body: []byte(msg)}}); err != nil {
+				t.Fatal(err)
+			}
+			res, err := stream.Recv()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := string(res.GetPayload().GetBody()); got != "echo:"+msg {
+				t.Errorf("got %q, want echo:%s", got, msg)
+			}
+		}
+		if err := stream.CloseSend(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := stream.Recv(); err != io.EOF {
+			t.Errorf("end of stream: %v, want EOF (status OK)", err)
 		}
 	})
 	t.Run("server streaming", func(t *testing.T) {
