@@ -32,7 +32,7 @@ type controlPlane struct {
 // test ends.
 func startControlPlane(t *testing.T, consulAddr string) *controlPlane {
 	t.Helper()
-	obs, logs := observer.New(zapcore.InfoLevel)
+	obs, logs := observer.New(zapcore.DebugLevel)
 	log := zap.New(obs)
 	cfg := config{ConsulAddr: consulAddr, XDSAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0",
 		LogLevel: "info", LogFormat: "json", Debounce: 20 * time.Millisecond, Shutdown: 2 * time.Second}
@@ -188,4 +188,22 @@ func statusOf(srv *server.Server, nodeID string) []server.ProxyStatus {
 // nodeFor is the xDS node of a sidecar test client.
 func nodeFor(id string) *core.Node {
 	return &core.Node{Id: id, Cluster: "web", UserAgentName: "consulate-test"}
+}
+
+// waitRebuiltAt waits until the control plane has rebuilt its proxies from
+// a model at least as new as Consul index idx.
+func waitRebuiltAt(t *testing.T, cp *controlPlane, idx uint64) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		for _, e := range cp.logs.FilterMessage("rebuilt").All() {
+			if i, ok := e.ContextMap()["consul_index"].(uint64); ok && i >= idx {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no rebuild at Consul index >= %d within 5s", idx)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

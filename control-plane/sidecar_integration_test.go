@@ -47,6 +47,21 @@ func TestSidecarFollowsConsul(t *testing.T) {
 				t.Errorf("status of %s = %+v, want one %s sidecar stream", webProxyID, got, protocol)
 			}
 
+			// A service the proxy does not use changes nothing for it.
+			quietFrom := m.View().Responses
+			if err := a.Client.Agent().ServiceRegister(&api.AgentServiceRegistration{
+				ID: "unrelated-" + protocol, Name: "unrelated", Address: "127.0.0.1", Port: 7100 + i}); err != nil {
+				t.Fatal(err)
+			}
+			_, meta, err := a.Client.Catalog().Service("unrelated", "", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitRebuiltAt(t, cp, meta.LastIndex)
+			if got := m.View().Responses; got != quietFrom {
+				t.Errorf("an unrelated registration caused %d pushes to %s", got-quietFrom, webProxyID)
+			}
+
 			// A new upstream instance.
 			newID := []string{"api-2", "api-3"}[i]
 			newAddr := []string{"127.0.0.1:7002", "127.0.0.1:7003"}[i]
