@@ -42,8 +42,13 @@ unit:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
+# The whole mesh on loopback (deploy/demo): Consul, the control plane, demo
+# services with their sidecars; a story of some traffic; Ctrl-C stops it all.
+# DEMO_FLAGS passes flags to the runner, e.g. DEMO_FLAGS='-duration 30s'.
 demo: build consul
-	@if [ -x deploy/demo/run.sh ]; then deploy/demo/run.sh; else echo "make demo: not yet (see README: the demo lands with issue 7)"; fi
+	$(GO) build -o bin/demo-app ./deploy/demo/app
+	$(GO) build -o bin/demo ./deploy/demo/run
+	bin/demo -bin bin -consul "$(CONSUL_BIN)" $(DEMO_FLAGS)
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -1,0 +1,250 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/seed-a778acb4/consulate/deploy/demo/launch"
+)
+
+// clientStats is what the demo's own client saw.
+type clientStats struct {
+	byStatus map[int]int
+	errors   int
+	took     time.Duration
+}
+
+// drive sends n GETs through web's sidecar with c concurrent clients.
+func (m *mesh) drive(ctx context.Context, n, c int) (clientStats, error) {
+	st := clientStats{byStatus: map[int]int{}}
+	url := m.entry() + "checkout"
+	fmt.Fprintf(m.out, "\nsending %d requests to %s (%d at a time) ...\n", n, url, c)
+	client := &http.Client{Timeout: 10 * time.Second}
+	jobs := make(chan int)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range c {
+		wg.Go(func() {
+			for range jobs {
+				code := get(ctx, client, url)
+				mu.Lock()
+				if code == 0 {
+					st.errors++
+				} else {
+					st.byStatus[code]++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+feed:
+	for i := range n {
+		select {
+		case jobs <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	st.took = time.Since(start)
+	return st, ctx.Err()
+}
+
+func get(ctx context.Context, client *http.Client, url string) int {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// hop is one upstream instance as seen from the client sidecars' access
+// logs: requests by status and response flags.
+type hop struct {
+	requests int
+	outcomes map[string]int // "200", "503 UF", ...
+}
+
+// hops counts the access-log lines of the outbound listeners of the given
+// client instances, by upstream host, naming each host by the instance
+// whose sidecar listens there.
+func (m *mesh) hops(clients []string) (map[string]*hop, error) {
+	byAddr := map[string]string{}
+	for _, mb := range m.members {
+		byAddr[launch.Addr(mb.SidecarPort)] = mb.ID
+	}
+	out := map[string]*hop{}
+	for _, id := range clients {
+		entries, err := launch.ReadAccessLog(m.sidecars[id].LogPath)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range entries {
+			if !strings.HasPrefix(e.Listener, "upstream:") {
+				continue
+			}
+			name := byAddr[e.UpstreamHost]
+			if name == "" {
+				name = "no host"
+				if e.UpstreamHost != "" {
+					name = e.UpstreamHost
+				}
+			}
+			h := out[name]
+			if h == nil {
+				h = &hop{outcomes: map[string]int{}}
+				out[name] = h
+			}
+			h.requests++
+			o := fmt.Sprint(e.Status)
+			if e.ResponseFlags != "" && e.ResponseFlags != "-" {
+				o += " " + e.ResponseFlags
+			}
+			h.outcomes[o]++
+		}
+	}
+	return out, nil
+}
+
+// tell prints the story of the traffic: what the client saw, then each
+// hop from the sidecars' access logs.
+func (m *mesh) tell(ctx context.Context, st clientStats) error {
+	if err := m.waitLogged(ctx, st); err != nil {
+		return err
+	}
+	fmt.Fprintf(m.out, "\nWhat the client saw (%s): %s", st.took.Round(time.Millisecond), outcomes(intKeys(st.byStatus)))
+	if st.errors > 0 {
+		fmt.Fprintf(m.out, ", %d transport errors", st.errors)
+	}
+	fmt.Fprintln(m.out)
+	for _, step := range []struct {
+		title   string
+		service string
+	}{
+		{"web → api, by version (web-1's sidecar access log)", "web"},
+		{"api → payments, by instance (the api sidecars' access logs)", "api"},
+	} {
+		var clients []string
+		for _, mb := range m.members {
+			if mb.Service == step.service {
+				clients = append(clients, mb.ID)
+			}
+		}
+		hops, err := m.hops(clients)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(m.out, "\n%s:\n", step.title)
+		for _, name := range slices.Sorted(maps.Keys(hops)) {
+			h := hops[name]
+			fmt.Fprintf(m.out, "  %-12s %-4s %5d requests   %s%s\n", name, m.version(name), h.requests, outcomes(h.outcomes), m.note(name))
+		}
+	}
+	fmt.Fprintln(m.out, "\n(Response flags follow Envoy's: UF upstream connection failure, UH no healthy upstream, URX retries exhausted ...)")
+	return nil
+}
+
+// waitLogged waits until the access logs hold every request the client
+// got an answer for: a sidecar writes its line once its response is done,
+// which can be a moment after the client read its answer. Settled means
+// web's public listener logged every answer and every outbound line has
+// its inbound line at the server side.
+func (m *mesh) waitLogged(ctx context.Context, st clientStats) error {
+	answered := 0
+	for _, n := range st.byStatus {
+		answered += n
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		webIn, out, in, err := m.countLines()
+		if err != nil {
+			return err
+		}
+		if webIn >= answered && out == in {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("access logs incomplete: web inbound %d of %d answered, %d outbound vs %d inbound lines", webIn, answered, out, in)
+		case <-t.C:
+		}
+	}
+}
+
+// countLines counts web's inbound lines, every outbound line, and every
+// other inbound line (those that came from another sidecar).
+func (m *mesh) countLines() (webIn, out, in int, err error) {
+	for _, mb := range m.members {
+		entries, err := launch.ReadAccessLog(m.sidecars[mb.ID].LogPath)
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		for _, e := range entries {
+			switch {
+			case strings.HasPrefix(e.Listener, "upstream:"):
+				out++
+			case mb.Service == "web":
+				webIn++
+			default:
+				in++
+			}
+		}
+	}
+	return webIn, out, in, nil
+}
+
+func (m *mesh) version(id string) string {
+	for _, mb := range m.members {
+		if mb.ID == id {
+			return mb.Version
+		}
+	}
+	return ""
+}
+
+func (m *mesh) note(id string) string {
+	for _, mb := range m.members {
+		if mb.ID == id && mb.flaky {
+			return fmt.Sprintf("   ← flaky (%.0f%% 503)", mb.failureRate*100)
+		}
+	}
+	return ""
+}
+
+func intKeys(in map[int]int) map[string]int {
+	out := make(map[string]int, len(in))
+	for k, v := range in {
+		out[fmt.Sprint(k)] = v
+	}
+	return out
+}
+
+// outcomes renders {"200": 5, "503": 2} as "5 × 200, 2 × 503".
+func outcomes(in map[string]int) string {
+	parts := make([]string, 0, len(in))
+	for _, k := range slices.Sorted(maps.Keys(in)) {
+		parts = append(parts, fmt.Sprintf("%d × %s", in[k], k))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
