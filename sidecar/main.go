@@ -161,7 +161,7 @@ func run(ctx context.Context, s settings, log *zap.Logger, onStart func(started)
 	if err != nil {
 		return err
 	}
-	adm, err := admin.New(admin.Options{Addr: s.AdminAddr, Logger: log, Gatherer: reg, Applied: client.Applied})
+	adm, err := admin.New(admin.Options{Addr: s.AdminAddr, Logger: log, Gatherer: reg, Applied: client.Applied, Status: client.Status})
 	if err != nil {
 		return err
 	}

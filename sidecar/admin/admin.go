@@ -42,6 +42,9 @@ type Options struct {
 	Gatherer prometheus.Gatherer
 	// Applied returns what the sidecar runs (nil before the first config).
 	Applied func() *xdsclient.Applied
+	// Status, when set, reports the xDS stream (connected, last NACK per
+	// type, resources awaited) in /config_dump and /ready.
+	Status func() xdsclient.Status
 }
 
 // Server is the admin endpoint.
@@ -127,6 +130,16 @@ func (s *Server) ready(w http.ResponseWriter, _ *http.Request) {
 	if s.opts.Applied() == nil {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		fmt.Fprintln(w, "not ready: no complete configuration from the control plane yet")
+		if s.opts.Status != nil {
+			st := s.opts.Status()
+			fmt.Fprintf(w, "connected: %t\n", st.Connected)
+			for _, r := range st.Waiting {
+				fmt.Fprintf(w, "waiting for: %s\n", r)
+			}
+			for typ, r := range st.Rejected {
+				fmt.Fprintf(w, "rejected %s version %q: %s\n", typ, r.Version, r.Error)
+			}
+		}
 		return
 	}
 	fmt.Fprintln(w, "ready")

@@ -41,6 +41,10 @@ func newFixture(t *testing.T) *fixture {
 	srv, err := admin.New(admin.Options{
 		Addr: "127.0.0.1:0", Logger: zaptest.NewLogger(t), Gatherer: f.reg,
 		Applied: f.applied.Load,
+		Status: func() xdsclient.Status {
+			return xdsclient.Status{Connected: true, Waiting: []string{`route "web"`},
+				Rejected: map[string]xdsclient.Rejection{"cluster": {Version: "v2", Error: `cluster "web": field transport_socket is not supported`}}}
+		},
 	})
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -77,8 +81,14 @@ func sampleApplied() *xdsclient.Applied {
 
 func TestReady(t *testing.T) {
 	f := newFixture(t)
-	if code, body := f.get(t, "/ready"); code != http.StatusServiceUnavailable {
+	code, body := f.get(t, "/ready")
+	if code != http.StatusServiceUnavailable {
 		t.Fatalf("/ready before the first config = %d %q, want 503", code, body)
+	}
+	for _, want := range []string{"waiting for: route \"web\"", `rejected cluster version "v2": cluster "web": field transport_socket is not supported`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/ready body lacks %q:\n%s", want, body)
+		}
 	}
 	if code, _ := f.get(t, "/config_dump"); code != http.StatusServiceUnavailable {
 		t.Errorf("/config_dump before the first config = %d, want 503", code)
@@ -97,11 +107,15 @@ func TestConfigDump(t *testing.T) {
 		t.Fatalf("/config_dump = %d %s", code, body)
 	}
 	var dump struct {
+		XDS       xdsclient.Status
 		Versions  map[string]string
 		Resources map[string][]map[string]any
 	}
 	if err := json.Unmarshal([]byte(body), &dump); err != nil {
 		t.Fatalf("config_dump is not JSON: %v\n%s", err, body)
+	}
+	if !dump.XDS.Connected || dump.XDS.Rejected["cluster"].Version != "v2" {
+		t.Errorf("config_dump xds status = %+v", dump.XDS)
 	}
 	if got := dump.Versions[xdsclient.ListenerType]; got != "v1" {
 		t.Errorf("listener version = %q, want v1", got)

@@ -19,18 +19,24 @@ var dumpSections = []struct{ key, typeURL string }{
 }
 
 type configDump struct {
+	XDS       *xdsclient.Status            `json:"xds,omitempty"`
 	AppliedAt time.Time                    `json:"applied_at"`
 	Versions  map[string]string            `json:"versions"`
 	Resources map[string][]json.RawMessage `json:"resources"`
 }
 
 func (s *Server) configDump(w http.ResponseWriter, _ *http.Request) {
+	var st *xdsclient.Status
+	if s.opts.Status != nil {
+		v := s.opts.Status()
+		st = &v
+	}
 	a := s.opts.Applied()
 	if a == nil {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "no complete configuration yet"})
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"error": "no complete configuration yet", "xds": st})
 		return
 	}
-	out := configDump{AppliedAt: a.At, Versions: a.Versions, Resources: make(map[string][]json.RawMessage)}
+	out := configDump{XDS: st, AppliedAt: a.At, Versions: a.Versions, Resources: make(map[string][]json.RawMessage)}
 	opts := protojson.MarshalOptions{UseProtoNames: true}
 	for _, sec := range dumpSections {
 		list := make([]json.RawMessage, 0, len(a.Resources[sec.typeURL]))

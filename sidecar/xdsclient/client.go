@@ -85,6 +85,7 @@ type Client struct {
 	m       *metrics
 	backoff backoff
 	applied atomic.Pointer[Applied]
+	status  streamStatus
 }
 
 // New validates opts and registers the metrics.

@@ -3,6 +3,7 @@ package xdsclient_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -256,6 +257,9 @@ func TestUnsupportedFieldIsNACKedAndOldConfigStays(t *testing.T) {
 				t.Fatalf("a config was applied after the NACK: %v", cfg.Versions)
 			default:
 			}
+			if r := h.client.Status().Rejected["cluster"]; !strings.Contains(r.Error, want) || r.Version != "v2" {
+				t.Errorf("Status().Rejected[cluster] = %+v, want version v2 and the error", r)
+			}
 			if n := h.counter(t, "consulate_sidecar_xds_rejections_total", "cluster"); n < 1 {
 				t.Errorf("rejections_total{type=cluster} = %v, want >= 1", n)
 			}
@@ -266,6 +270,9 @@ func TestUnsupportedFieldIsNACKedAndOldConfigStays(t *testing.T) {
 			if diff := cmp.Diff(wantMesh("8082"), got, ignoreVersions); diff != "" {
 				t.Fatalf("config after the fix (-want +got):\n%s", diff)
 			}
+			xdstest.WaitFor(t, "the rejection to clear once clusters are ACKed again", 10*time.Second, func() bool {
+				return len(h.client.Status().Rejected) == 0
+			})
 		})
 	}
 }
@@ -319,6 +326,9 @@ func TestNotReadyUntilComplete(t *testing.T) {
 			}
 			if h.client.Ready() || h.client.Current() != nil {
 				t.Fatalf("Ready before the first complete config")
+			}
+			if st := h.client.Status(); !st.Connected || !slices.Contains(st.Waiting, `route "web"`) {
+				t.Errorf("Status() = %+v, want connected and waiting for route \"web\"", st)
 			}
 			cp.Set(nodeID, snapshot(t, "v2", map[string][]types.Resource{
 				resourcev3.ListenerType: {dt.HTTPListener("public", "127.0.0.1", 21000, "web")},

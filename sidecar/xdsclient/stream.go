@@ -75,7 +75,11 @@ func (c *Client) runStream(ctx context.Context, conn *grpc.ClientConn, last **st
 		subs[t] = []string{"*"}
 	}
 	c.m.connected.Set(1)
-	defer c.m.connected.Set(0)
+	c.status.set(func(s *Status) { s.Connected, s.Waiting = true, nil })
+	defer func() {
+		c.m.connected.Set(0)
+		c.status.set(func(s *Status) { s.Connected, s.Waiting = false, nil })
+	}()
 	c.log.Info("xds stream open")
 
 	st := newStore()
@@ -84,7 +88,9 @@ func (c *Client) runStream(ctx context.Context, conn *grpc.ClientConn, last **st
 	pending := make(map[string]*pendingNack)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	warm := newWarming()
+	warm := newWarming(func(missing []string) {
+		c.status.set(func(s *Status) { s.Waiting = missing })
+	})
 	fetchTimer := time.NewTimer(time.Hour)
 	defer fetchTimer.Stop()
 	for {
@@ -99,6 +105,12 @@ func (c *Client) runStream(ctx context.Context, conn *grpc.ClientConn, last **st
 			next, missing, cause := c.handle(ctx, st, u, last, warm.giveUp)
 			if cause != nil {
 				c.m.rejections.WithLabelValues(shortType(u.typeURL)).Inc()
+				c.status.set(func(s *Status) {
+					if s.Rejected == nil {
+						s.Rejected = make(map[string]Rejection)
+					}
+					s.Rejected[shortType(u.typeURL)] = Rejection{Version: u.version, Error: cause.Error(), At: time.Now()}
+				})
 				key := nackKey{u.version, cause.Error()}
 				if lastNack[u.typeURL] == key {
 					repeats[u.typeURL]++
@@ -121,6 +133,7 @@ func (c *Client) runStream(ctx context.Context, conn *grpc.ClientConn, last **st
 				st = next
 				warm.track(st, missing, time.Now())
 				delete(lastNack, u.typeURL)
+				c.status.set(func(s *Status) { delete(s.Rejected, shortType(u.typeURL)) })
 				delete(repeats, u.typeURL)
 				c.m.updates.WithLabelValues(shortType(u.typeURL)).Inc()
 				c.log.Debug("xds update accepted (ACK)",

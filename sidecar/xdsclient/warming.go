@@ -9,14 +9,22 @@ import "time"
 type warming struct {
 	since  map[ref]time.Time
 	giveUp map[ref]bool
+	report func(missing []string) // may be nil
 }
 
-func newWarming() *warming {
-	return &warming{since: make(map[ref]time.Time), giveUp: make(map[ref]bool)}
+func newWarming(report func([]string)) *warming {
+	return &warming{since: make(map[ref]time.Time), giveUp: make(map[ref]bool), report: report}
 }
 
 // track records what is missing now.
 func (w *warming) track(st *store, missing []ref, now time.Time) {
+	if w.report != nil {
+		names := make([]string, 0, len(missing))
+		for _, r := range missing {
+			names = append(names, r.String())
+		}
+		w.report(names)
+	}
 	cur := make(map[ref]bool, len(missing))
 	for _, r := range missing {
 		if r.name == "" {
