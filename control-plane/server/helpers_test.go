@@ -1,6 +1,8 @@
 package server
 
 import (
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/zap"
@@ -25,4 +27,9 @@ func value(m prometheus.Metric) float64 {
 		return d.Counter.GetValue()
 	}
 	return d.Gauge.GetValue()
+}
+
+// cmpIgnoreTimes ignores the time fields of status values.
+func cmpIgnoreTimes() cmp.Option {
+	return cmpopts.IgnoreFields(TypeStatus{}, "LastSentAt", "LastACKedAt")
 }
