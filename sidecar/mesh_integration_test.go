@@ -75,14 +75,14 @@ func registerWithSidecar(t *testing.T, c *api.Client, id, name string, appPort, 
 }
 
 // runSidecar runs one sidecar binary (its run function) for proxyID.
-func runSidecar(t *testing.T, controlPlane, proxyID string) started {
+func runSidecar(t *testing.T, controlPlane, proxyID string, protocol xdsclient.Protocol) started {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	got := make(chan started, 1)
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, settings{ProxyID: proxyID, ControlPlane: controlPlane, AdminAddr: "127.0.0.1:0",
-			XDSProtocol: xdsclient.Delta, DrainTimeout: time.Second},
+			XDSProtocol: protocol, DrainTimeout: time.Second},
 			zaptest.NewLogger(t).Named(proxyID), func(s started) { got <- s })
 	}()
 	t.Cleanup(func() {
@@ -126,8 +126,9 @@ func TestMeshThroughConsul(t *testing.T) {
 		[]api.Upstream{{DestinationName: "api", LocalBindPort: bindPort}})
 
 	cp, stopControlPlane := startMeshControlPlane(t, a, log)
-	apiSidecar := runSidecar(t, cp, "api-1-sidecar-proxy")
-	web := runSidecar(t, cp, "web-1-sidecar-proxy")
+	// One sidecar per ADS protocol.
+	apiSidecar := runSidecar(t, cp, "api-1-sidecar-proxy", xdsclient.SotW)
+	web := runSidecar(t, cp, "web-1-sidecar-proxy", xdsclient.Delta)
 
 	client := &http.Client{Timeout: 2 * time.Second}
 	defer client.CloseIdleConnections()
