@@ -141,9 +141,12 @@ func (b *builder) build(dc string, index uint64, entries map[mesh.EntryKind][]Ra
 		for name, p := range b.services {
 			block = append(block, mesh.Service{Name: name, Kind: p.kind, Instances: p.instances, Sidecars: b.sidecars(name)})
 			snap.Services[name] = &block[len(block)-1]
-		}
-		for id := range b.proxyOwners.first {
-			snap.Proxies[id] = b.proxyWinner(id)
+			for _, px := range p.proxies {
+				// proxyWinner's rule, without its lookups.
+				if old, ok := snap.Proxies[px.ID]; !ok || px.Node < old.Node {
+					snap.Proxies[px.ID] = px
+				}
+			}
 		}
 		b.prev = snap
 		return snap

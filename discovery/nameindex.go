@@ -49,7 +49,7 @@ func (x nameIndex) remove(key, name string) {
 func (x nameIndex) names(key string) iter.Seq[string] {
 	return func(yield func(string) bool) {
 		first, ok := x.first[key]
-		if !ok || !yield(first) {
+		if !ok || !yield(first) || len(x.more) == 0 {
 			return
 		}
 		for _, n := range x.more[key] {
