@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -355,5 +356,40 @@ func TestBurstOfModelChangesIsOneRebuild(t *testing.T) {
 	}
 	if v.Responses != 2 {
 		t.Errorf("%d EDS responses, want 2 (initial, after the burst)", v.Responses)
+	}
+}
+
+// TestManyProxylessClientsShareOneSnapshot: proxyless clients on both
+// protocols, connected at once, are served the one shared snapshot and all
+// follow a change (run with -race: the snapshot is shared across streams).
+func TestManyProxylessClientsShareOneSnapshot(t *testing.T) {
+	src := newFakeSource(model(1, nil, map[string][]int{"api": {1}, "pay": {2}}))
+	ts := startServer(t, src, Options{})
+	conn := adstest.Dial(t, ts.addr)
+	var mirrors []*adstest.Mirror
+	for i := range 20 {
+		node := sidecarNode(fmt.Sprintf("grpc-client-%d", i))
+		node.UserAgentName = "gRPC Go"
+		mirrors = append(mirrors, adstest.NewMirror(t, conn, node, []string{"sotw", "delta"}[i%2], adstest.ClusterType, adstest.EndpointType))
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), recvTimeout)
+	defer cancel()
+	for i, m := range mirrors {
+		if _, err := m.WaitFor(ctx, fmt.Sprintf("client %d: both clusters", i), func(v adstest.View) bool {
+			return len(v.Names(adstest.ClusterType)) == 2 && len(v.Names(adstest.EndpointType)) == 2
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src.Set(model(2, nil, map[string][]int{"api": {1, 3}, "pay": {2}}))
+	for i, m := range mirrors {
+		if _, err := m.WaitFor(ctx, fmt.Sprintf("client %d: new endpoints", i), func(v adstest.View) bool {
+			return v.Versions[adstest.EndpointType] == "e:127.0.0.1:1,127.0.0.1:3,127.0.0.1:2"
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := value(ts.metrics.ConnectedProxies); got != 20 {
+		t.Errorf("connected proxies = %v, want 20", got)
 	}
 }
