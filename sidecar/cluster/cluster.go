@@ -3,7 +3,6 @@ package cluster
 import (
 	"reflect"
 	"slices"
-	"sort"
 	"sync/atomic"
 	"time"
 
@@ -147,15 +146,8 @@ func (s *Set) build(cfg *config.Cluster, prev *Cluster) *Cluster {
 	}
 	// Single writer: replacing the map is safe, readers use c.hosts.
 	st.hosts = hosts
-	c.picked = selectHosts(cfg)
-	var ws []weighted
-	for i, ok := range c.picked {
-		if ok {
-			ws = append(ws, weighted{host: c.hosts[i], weight: max(cfg.Endpoints[i].Weight, 1)})
-		}
-	}
-	c.picker = newPicker(cfg, ws)
-	s.log.Debug("cluster built", zap.String("cluster", cfg.Name), zap.Int("endpoints", len(c.hosts)), zap.Int("available", len(ws)))
+	c.picked, c.picker = buildPicker(cfg, c.hosts)
+	s.log.Debug("cluster built", zap.String("cluster", cfg.Name), zap.Int("endpoints", len(c.hosts)))
 	return c
 }
 
@@ -164,62 +156,6 @@ func connectTimeout(cfg *config.Cluster) time.Duration {
 		return defaultConnectTimeout
 	}
 	return cfg.ConnectTimeout
-}
-
-// selectHosts marks the endpoints the load balancer may use: the lowest
-// priority with an available host; healthy (or unknown) ones, degraded ones
-// only if none is healthy; all of that priority when the available share
-// is below the healthy panic threshold.
-func selectHosts(cfg *config.Cluster) []bool {
-	picked := make([]bool, len(cfg.Endpoints))
-	prios := map[uint32]bool{}
-	for _, ep := range cfg.Endpoints {
-		prios[ep.Priority] = true
-	}
-	levels := make([]uint32, 0, len(prios))
-	for p := range prios {
-		levels = append(levels, p)
-	}
-	sort.Slice(levels, func(i, j int) bool { return levels[i] < levels[j] })
-	for li, p := range levels {
-		var total, healthy, degraded int
-		for _, ep := range cfg.Endpoints {
-			if ep.Priority != p {
-				continue
-			}
-			total++
-			switch ep.Health {
-			case config.HealthUnknown, config.HealthHealthy:
-				healthy++
-			case config.HealthDegraded:
-				degraded++
-			}
-		}
-		if healthy+degraded == 0 && li < len(levels)-1 {
-			continue // spill to the next priority
-		}
-		if healthy+degraded == 0 {
-			p = levels[0] // nothing available anywhere: panic on P0
-		}
-		// Envoy: panic when (healthy + degraded) / total < threshold; a
-		// threshold of 0 disables it.
-		panicMode := float64(healthy+degraded)*100 < cfg.HealthyPanicThreshold*float64(total)
-		for i, ep := range cfg.Endpoints {
-			if ep.Priority != p {
-				continue
-			}
-			switch {
-			case panicMode:
-				picked[i] = true
-			case healthy > 0:
-				picked[i] = ep.Health == config.HealthUnknown || ep.Health == config.HealthHealthy
-			default:
-				picked[i] = ep.Health == config.HealthDegraded
-			}
-		}
-		return picked
-	}
-	return picked
 }
 
 // Close closes every pool's idle connections. Call it after the listeners

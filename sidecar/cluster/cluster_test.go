@@ -523,3 +523,70 @@ func TestRetiredHostsArePruned(t *testing.T) {
 		t.Errorf("%d retired hosts kept, want them pruned", n)
 	}
 }
+
+func TestPriorityLoad(t *testing.T) {
+	ep := func(addr string, h config.HealthStatus, prio uint32) config.Endpoint {
+		return config.Endpoint{Address: addr, Weight: 1, Health: h, Priority: prio}
+	}
+	const n = 20000
+	tests := []struct {
+		name      string
+		endpoints []config.Endpoint
+		want      map[string]float64
+	}{
+		{
+			name:      "healthy P0 takes everything",
+			endpoints: []config.Endpoint{ep("p0:1", config.HealthHealthy, 0), ep("p1:1", config.HealthHealthy, 1)},
+			want:      map[string]float64{"p0:1": 1},
+		},
+		{
+			// P0 health = min(100, 1.4 × 1/2) = 70: 70% stays, 30% spills.
+			name: "half of P0 healthy spills 30% to P1",
+			endpoints: []config.Endpoint{ep("p0:1", config.HealthHealthy, 0), ep("p0:2", config.HealthUnhealthy, 0),
+				ep("p1:1", config.HealthHealthy, 1)},
+			want: map[string]float64{"p0:1": 0.7, "p1:1": 0.3},
+		},
+		{
+			// P0 health = min(100, 1.4 × 3/4) = 100: no spill.
+			name: "three quarters of P0 healthy keeps all the load",
+			endpoints: []config.Endpoint{ep("p0:1", config.HealthHealthy, 0), ep("p0:2", config.HealthHealthy, 0),
+				ep("p0:3", config.HealthHealthy, 0), ep("p0:4", config.HealthUnhealthy, 0), ep("p1:1", config.HealthHealthy, 1)},
+			want: map[string]float64{"p0:1": 1.0 / 3, "p0:2": 1.0 / 3, "p0:3": 1.0 / 3},
+		},
+		{
+			// Health 0 and 35 → normalized 35 < 100: P1 (1 of 2 = 50%, not
+			// below 50) takes all, healthy hosts only.
+			name: "P0 down, P1 half healthy",
+			endpoints: []config.Endpoint{ep("p0:1", config.HealthUnhealthy, 0), ep("p1:1", config.HealthHealthy, 1),
+				ep("p1:2", config.HealthUnhealthy, 1)},
+			want: map[string]float64{"p1:1": 1},
+		},
+		{
+			// Every level below the threshold: total panic, load by host
+			// count (2 of 3 to P0), all hosts used.
+			name: "total panic splits by host count",
+			endpoints: []config.Endpoint{ep("p0:1", config.HealthUnhealthy, 0), ep("p0:2", config.HealthUnhealthy, 0),
+				ep("p1:1", config.HealthUnhealthy, 1)},
+			want: map[string]float64{"p0:1": 0.335, "p0:2": 0.335, "p1:1": 0.33},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := build(t, &config.Cluster{Name: "c", HealthyPanicThreshold: 50, LBPolicy: config.Random, Endpoints: tc.endpoints})
+			within(t, counts(c, n, noHash), tc.want, n, 0.02)
+		})
+	}
+	t.Run("hash picks the level too", func(t *testing.T) {
+		c := build(t, &config.Cluster{Name: "c", HealthyPanicThreshold: 50, LBPolicy: config.RingHash, Endpoints: []config.Endpoint{
+			ep("p0:1", config.HealthHealthy, 0), ep("p0:2", config.HealthUnhealthy, 0), ep("p1:1", config.HealthHealthy, 1)}})
+		for i := range 200 {
+			h := HashString(fmt.Sprint("k", i))
+			first := c.Pick(h, true)
+			for range 3 {
+				if got := c.Pick(h, true); got != first {
+					t.Fatalf("key %d: %s then %s", i, first.Address, got.Address)
+				}
+			}
+		}
+	})
+}

@@ -20,11 +20,18 @@
 //
 // Envoy semantics (envoy.config.cluster.v3.Cluster):
 //   - Endpoints whose health is UNHEALTHY, DRAINING or TIMEOUT are excluded,
-//     UNKNOWN counts as healthy, DEGRADED hosts are used only when no host
-//     is healthy. Only the lowest priority that has an available host is
-//     used (no spill-over between priorities).
-//   - Healthy panic threshold: when fewer than HealthyPanicThreshold percent
-//     of a priority's hosts are available, all its hosts are used.
+//     UNKNOWN counts as healthy, DEGRADED hosts are used only when a
+//     priority level has no healthy host.
+//   - Priority levels share the load as Envoy computes it: a level's health
+//     is min(100, 1.4 × available/total); levels take load in order up to
+//     their health (normalized when the total is below 100), so a level
+//     with fewer than ~72% of its hosts available spills the rest to the
+//     next one. The level is drawn per request (from the request hash for
+//     the hash balancers).
+//   - Healthy panic threshold: when the normalized total health is below
+//     100, a level with fewer than HealthyPanicThreshold percent of its hosts
+//     available uses all of them; when every level panics, the load is
+//     split by host count. A threshold of 0 disables panic.
 //   - Round robin is weighted and smooth (nginx's algorithm), precomputed
 //     into a schedule walked with one atomic counter from a random start.
 //   - Least request: with equal weights, the host with the fewest active
