@@ -1,6 +1,7 @@
 package discovery
 
 import (
+	"sync"
 	"testing"
 
 	"github.com/seed-a778acb4/consulate/discovery/mesh"
@@ -44,6 +45,29 @@ func TestSubscribe(t *testing.T) {
 		case <-ch:
 			t.Errorf("signalled after cancel")
 		default:
+		}
+	})
+	t.Run("subscribers come and go while snapshots are published", func(t *testing.T) {
+		w := NewWatcher(nil, Options{}, nil)
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				for range 200 {
+					ch, cancel := w.Subscribe()
+					select {
+					case <-ch:
+					default:
+					}
+					cancel()
+				}
+			})
+		}
+		for i := range 1000 {
+			w.publish(&mesh.Snapshot{Index: uint64(i)})
+		}
+		wg.Wait()
+		if got := w.Current().Index; got != 999 {
+			t.Errorf("Current().Index = %d, want 999", got)
 		}
 	})
 	t.Run("nothing before the first snapshot", func(t *testing.T) {
