@@ -27,7 +27,9 @@ func startHTTP(log *zap.Logger, ln net.Listener, h *proxy.Handler, gauge prometh
 		Handler:     h,
 		Protocols:   &protos,
 		IdleTimeout: time.Hour, // Envoy's downstream idle_timeout default
-		ErrorLog:    zap.NewStdLog(log.Named("http")),
+		// Envoy's max_request_headers_kb default (60 KiB); more is 431.
+		MaxHeaderBytes: 60 << 10,
+		ErrorLog:       zap.NewStdLog(log.Named("http")),
 		ConnState: func(_ net.Conn, s http.ConnState) {
 			switch s {
 			case http.StateNew:
