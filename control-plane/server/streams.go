@@ -206,18 +206,34 @@ type request struct {
 }
 
 func (s *streams) request(key streamKey, r request) error {
+	log, kick, err := s.record(key, r)
+	if err != nil {
+		return err
+	}
+	// Log outside the lock: stderr I/O must not hold up other streams,
+	// /status or the builder.
+	log()
+	if kick {
+		s.signal()
+	}
+	return nil
+}
+
+// record updates the stream's state for a request and returns the log
+// line to write, and whether the builder must look at the node set.
+func (s *streams) record(key streamKey, r request) (log func(), kick bool, err error) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	st, ok := s.byKey[key]
 	if !ok {
-		s.mu.Unlock()
-		return status.Error(codes.Internal, "request on an unknown stream")
+		return nil, false, status.Error(codes.Internal, "request on an unknown stream")
 	}
-	kick := false
+	proto := zap.String("protocol", string(key.protocol))
+	var opened func()
 	if st.nodeID == "" {
 		id := r.node.GetId()
 		if id == "" {
-			s.mu.Unlock()
-			return status.Error(codes.InvalidArgument, "the first request on a stream must carry node.id")
+			return nil, false, status.Error(codes.InvalidArgument, "the first request on a stream must carry node.id")
 		}
 		st.nodeID = id
 		ne := s.nodes[id]
@@ -229,10 +245,13 @@ func (s *streams) request(key streamKey, r request) error {
 			kick = true
 		}
 		ne.streams++
-		s.log.Info("stream opened", zap.String("node_id", id), zap.String("peer", st.peer),
-			zap.String("protocol", string(key.protocol)), zap.Int64("stream_id", key.id),
-			zap.String("user_agent", r.node.GetUserAgentName()))
+		peer, ua := st.peer, r.node.GetUserAgentName()
+		opened = func() {
+			s.log.Info("stream opened", zap.String("node_id", id), zap.String("peer", peer), proto,
+				zap.Int64("stream_id", key.id), zap.String("user_agent", ua))
+		}
 	}
+	nodeID := zap.String("node_id", st.nodeID)
 	ts := st.typ(r.typeURL)
 	p, known := ts.pending[r.nonce]
 	switch {
@@ -248,27 +267,31 @@ func (s *streams) request(key streamKey, r request) error {
 		}
 		ts.lastNACK = n
 		s.metrics.NACKs.WithLabelValues(shortType(r.typeURL)).Inc()
-		s.log.Warn("NACK", zap.String("node_id", st.nodeID), zap.String("protocol", string(key.protocol)),
-			zap.String("type", r.typeURL), zap.String("version", version), zap.String("nonce", r.nonce),
-			zap.Strings("resources", n.Resources), zap.String("error_detail", n.Error),
-			zap.Strings("config_entries", n.ConfigEntries),
-			zap.String("accepted_version", ts.lastACKed))
+		accepted := ts.lastACKed
+		log = func() {
+			s.log.Warn("NACK", nodeID, proto, zap.String("type", r.typeURL), zap.String("version", version),
+				zap.String("nonce", r.nonce), zap.Strings("resources", n.Resources), zap.String("error_detail", n.Error),
+				zap.Strings("config_entries", n.ConfigEntries), zap.String("accepted_version", accepted))
+		}
 	case r.nonce != "" && known:
 		delete(ts.pending, r.nonce)
 		ts.lastACKed, ts.lastACKAt = p.version, s.now()
 		s.metrics.ACKs.WithLabelValues(shortType(r.typeURL)).Inc()
-		s.log.Info("ACK", zap.String("node_id", st.nodeID), zap.String("protocol", string(key.protocol)),
-			zap.String("type", r.typeURL), zap.String("version", p.version), zap.String("nonce", r.nonce))
+		log = func() {
+			s.log.Info("ACK", nodeID, proto, zap.String("type", r.typeURL), zap.String("version", p.version),
+				zap.String("nonce", r.nonce))
+		}
 	default:
-		s.log.Debug("request", zap.String("node_id", st.nodeID), zap.String("protocol", string(key.protocol)),
-			zap.String("type", r.typeURL), zap.String("version", r.version), zap.String("nonce", r.nonce),
-			zap.Strings("resources", r.names))
+		log = func() {
+			s.log.Debug("request", nodeID, proto, zap.String("type", r.typeURL), zap.String("version", r.version),
+				zap.String("nonce", r.nonce), zap.Strings("resources", r.names))
+		}
 	}
-	s.mu.Unlock()
-	if kick {
-		s.signal()
+	if opened != nil {
+		next := log
+		log = func() { opened(); next() }
 	}
-	return nil
+	return log, kick, nil
 }
 
 func (s *streams) response(key streamKey, typeURL, version, nonce string, count, removed int, p pendingResponse) {
