@@ -2,10 +2,8 @@ package xdsclient
 
 import (
 	"context"
-	"slices"
 	"time"
 
-	"go.uber.org/zap"
 	"google.golang.org/grpc"
 )
 
@@ -67,12 +65,17 @@ func (c *Client) runStream(ctx context.Context, conn *grpc.ClientConn, last **st
 		}
 	}()
 
-	subs := make(map[string][]string)
+	ss := &session{c: c, s: s, last: last, st: newStore(),
+		subs: make(map[string][]string), lastNack: make(map[string]nackKey),
+		repeats: make(map[string]int), pending: make(map[string]*pendingNack)}
+	ss.warm = newWarming(func(missing []string) {
+		c.status.set(func(s *Status) { s.Waiting = missing })
+	})
 	for _, t := range []string{ClusterType, ListenerType} {
 		if err := s.subscribe(t, []string{"*"}); err != nil {
 			return false, err
 		}
-		subs[t] = []string{"*"}
+		ss.subs[t] = []string{"*"}
 	}
 	c.m.connected.Set(1)
 	c.status.set(func(s *Status) { s.Connected, s.Waiting = true, nil })
@@ -82,15 +85,8 @@ func (c *Client) runStream(ctx context.Context, conn *grpc.ClientConn, last **st
 	}()
 	c.log.Info("xds stream open")
 
-	st := newStore()
-	lastNack := make(map[string]nackKey)
-	repeats := make(map[string]int)
-	pending := make(map[string]*pendingNack)
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	warm := newWarming(func(missing []string) {
-		c.status.set(func(s *Status) { s.Waiting = missing })
-	})
+	nackTimer := time.NewTimer(time.Hour)
+	defer nackTimer.Stop()
 	fetchTimer := time.NewTimer(time.Hour)
 	defer fetchTimer.Stop()
 	for {
@@ -101,107 +97,25 @@ func (c *Client) runStream(ctx context.Context, conn *grpc.ClientConn, last **st
 			return got, err
 		case u := <-updates:
 			got = true
-			delete(pending, u.typeURL)
-			next, missing, cause := c.handle(ctx, st, u, last, warm.giveUp)
-			if cause != nil {
-				c.m.rejections.WithLabelValues(shortType(u.typeURL)).Inc()
-				c.status.set(func(s *Status) {
-					if s.Rejected == nil {
-						s.Rejected = make(map[string]Rejection)
-					}
-					s.Rejected[shortType(u.typeURL)] = Rejection{Version: u.version, Error: cause.Error(), At: time.Now()}
-				})
-				key := nackKey{u.version, cause.Error()}
-				if lastNack[u.typeURL] == key {
-					repeats[u.typeURL]++
-				} else {
-					lastNack[u.typeURL], repeats[u.typeURL] = key, 0
-				}
-				delay := nackDelay(repeats[u.typeURL])
-				c.log.Warn("xds update rejected (NACK)",
-					zap.String("type", shortType(u.typeURL)), zap.String("version", u.version),
-					zap.String("nonce", u.nonce), zap.Error(cause), zap.Int("repeats", repeats[u.typeURL]),
-					zap.Duration("nack_delay", delay))
-				if delay == 0 {
-					if err := s.nack(u, cause); err != nil {
-						return got, err
-					}
-				} else {
-					pending[u.typeURL] = &pendingNack{u: u, cause: cause, due: time.Now().Add(delay)}
-				}
-			} else {
-				st = next
-				warm.track(st, missing, time.Now())
-				delete(lastNack, u.typeURL)
-				c.status.set(func(s *Status) { delete(s.Rejected, shortType(u.typeURL)) })
-				delete(repeats, u.typeURL)
-				c.m.updates.WithLabelValues(shortType(u.typeURL)).Inc()
-				c.log.Debug("xds update accepted (ACK)",
-					zap.String("type", shortType(u.typeURL)), zap.String("version", u.version),
-					zap.Int("resources", len(u.resources)), zap.Int("removed", len(u.removed)))
-				if err := s.ack(u); err != nil {
-					return got, err
-				}
-			}
-			routes, eps := st.wanted()
-			for _, w := range []struct {
-				typeURL string
-				names   []string
-			}{{EndpointType, eps}, {RouteType, routes}} {
-				cur, ok := subs[w.typeURL]
-				if (!ok && len(w.names) == 0) || slices.Equal(cur, w.names) {
-					continue
-				}
-				if err := s.subscribe(w.typeURL, w.names); err != nil {
-					return got, err
-				}
-				subs[w.typeURL] = w.names
-			}
+			err = ss.onUpdate(ctx, u)
 		case now := <-fetchTimer.C:
-			if expired := warm.expire(st, now); len(expired) > 0 {
-				names := make([]string, 0, len(expired))
-				for _, r := range expired {
-					names = append(names, r.String())
-				}
-				c.log.Warn("initial fetch timeout: proceeding without resources the control plane has not sent", zap.Strings("resources", names))
-				missing, err := c.tryApply(ctx, st, last, warm.giveUp, "initial_fetch_timeout", "")
-				if err != nil {
-					// No response to NACK: the config stays as it was.
-					c.log.Error("config refused after initial fetch timeout", zap.Error(err))
-				} else {
-					warm.track(st, missing, now)
-				}
-			}
-		case now := <-timer.C:
-			for t, p := range pending {
-				if !now.Before(p.due) {
-					delete(pending, t)
-					if err := s.nack(p.u, p.cause); err != nil {
-						return got, err
-					}
-				}
-			}
+			ss.onFetchTimeout(ctx, now)
+		case now := <-nackTimer.C:
+			err = ss.sendDueNACKs(now)
 		}
-		resetTimer(timer, pending)
-		if at := warm.deadline(st); at.IsZero() {
-			fetchTimer.Reset(time.Hour)
-		} else {
-			fetchTimer.Reset(max(time.Until(at), 0))
+		if err != nil {
+			return got, err
 		}
+		nackTimer.Reset(untilOrHour(ss.nextNACK()))
+		fetchTimer.Reset(untilOrHour(ss.warm.deadline(ss.st)))
 	}
 }
 
-// resetTimer arms timer for the earliest pending NACK.
-func resetTimer(timer *time.Timer, pending map[string]*pendingNack) {
-	var due time.Time
-	for _, p := range pending {
-		if due.IsZero() || p.due.Before(due) {
-			due = p.due
-		}
+// untilOrHour is the wait until t, or an hour when t is zero (nothing
+// scheduled; the loop re-arms after every event anyway).
+func untilOrHour(t time.Time) time.Duration {
+	if t.IsZero() {
+		return time.Hour
 	}
-	if due.IsZero() {
-		timer.Reset(time.Hour)
-		return
-	}
-	timer.Reset(max(time.Until(due), 0))
+	return max(time.Until(t), 0)
 }
