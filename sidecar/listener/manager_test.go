@@ -497,3 +497,79 @@ func TestUpdateKeepsHTTP2Connections(t *testing.T) {
 		t.Errorf("after update over h2c: %q reused=%v %v; want b on the same connection", body, reused, err)
 	}
 }
+
+// taggedEcho answers each line with tag + line.
+func taggedEcho(t *testing.T, tag string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					line, err := br.ReadString('\n')
+					if err != nil {
+						return
+					}
+					io.WriteString(c, tag+line)
+				}
+			})
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+	})
+	return ln.Addr().String()
+}
+
+func TestTCPUpdateKeepsConnections(t *testing.T) {
+	a, b := taggedEcho(t, "a:"), taggedEcho(t, "b:")
+	m, _ := newManager(t)
+	cfg := func(target string) *config.Config {
+		return &config.Config{
+			Listeners: map[string]*config.Listener{"l": {Name: "l", Address: "127.0.0.1:0", TCP: &config.TCPProxy{Cluster: target}}},
+			Clusters:  map[string]*config.Cluster{"a": clusterAt("a", a), "b": clusterAt("b", b)},
+		}
+	}
+	if err := m.Apply(cfg("a")); err != nil {
+		t.Fatal(err)
+	}
+	addr := m.Addr("l").String()
+	dial := func() (net.Conn, *bufio.Reader) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		return c, bufio.NewReader(c)
+	}
+	say := func(c net.Conn, br *bufio.Reader, want string) {
+		t.Helper()
+		io.WriteString(c, "hi\n")
+		if got, err := br.ReadString('\n'); err != nil || got != want {
+			t.Fatalf("got %q %v, want %q", got, err, want)
+		}
+	}
+	old, oldR := dial()
+	say(old, oldR, "a:hi\n")
+	if err := m.Apply(cfg("b")); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Addr("l").String(); got != addr {
+		t.Fatalf("socket moved from %s to %s", addr, got)
+	}
+	say(old, oldR, "a:hi\n") // the open connection keeps its upstream
+	fresh, freshR := dial()
+	say(fresh, freshR, "b:hi\n") // new connections use the new cluster
+}
