@@ -413,3 +413,29 @@ func TestInitialFetchTimeout(t *testing.T) {
 		})
 	}
 }
+
+// TestRepeatedNACKIsPaced: go-control-plane's SnapshotCache answers a SotW
+// NACK by resending the same version at once; the client must not spin
+// with it (DESIGN.md, "facts learned"), yet keep answering.
+func TestRepeatedNACKIsPaced(t *testing.T) {
+	cp := xdstest.Start(t, "127.0.0.1:0")
+	cp.Set(nodeID, meshSnapshot(t, "v1", 8080))
+	h := startClient(t, xdsclient.SotW, cp.Addr, nil)
+	h.next(t, 10*time.Second)
+
+	bad := dt.EDSCluster("web")
+	bad.TransportSocket = &corev3.TransportSocket{Name: "envoy.transport_sockets.tls"}
+	cp.Set(nodeID, snapshot(t, "v2", map[string][]types.Resource{
+		resourcev3.ListenerType: {dt.HTTPListener("public", "127.0.0.1", 21000, "web"), dt.TCPListener("db", "127.0.0.1", 9191, "db")},
+		resourcev3.RouteType:    {dt.Route("web", "web")},
+		resourcev3.ClusterType:  {bad, dt.StaticCluster("db", dt.HostPort{Host: "127.0.0.1", Port: 5432})},
+		resourcev3.EndpointType: {dt.CLA("web", dt.HostPort{Host: "127.0.0.1", Port: 8080})},
+	}))
+	xdstest.WaitFor(t, "the first NACK", 10*time.Second, func() bool { return len(cp.NACKs()) > 0 })
+	time.Sleep(time.Second) // the window in which an unpaced client NACKs thousands of times
+	n := len(cp.NACKs())
+	// Immediately, then after 100, 200, 400 ms (~700 ms): 4 or 5 in 1 s.
+	if n < 2 || n > 8 {
+		t.Fatalf("%d NACKs in ~1s, want the resends answered but paced (2..8)", n)
+	}
+}
