@@ -9,11 +9,11 @@ import (
 type tokenKind int
 
 const (
-	tokEOF tokenKind = iota
-	tokWord          // bare identifier, selector path or number
-	tokString        // quoted value
-	tokEq            // ==
-	tokNe            // !=
+	tokEOF    tokenKind = iota
+	tokWord             // bare identifier, selector path or number
+	tokString           // quoted value
+	tokEq               // ==
+	tokNe               // !=
 	tokLParen
 	tokRParen
 )
