@@ -176,7 +176,7 @@ func (c *Client) Run(ctx context.Context) error {
 		}
 		c.m.streams.WithLabelValues(status.Code(err).String()).Inc()
 		wait := c.backoff.delay(attempt)
-		c.log.Warn("xds stream closed, reconnecting",
+		c.log.Warn("xds stream down, reconnecting",
 			zap.Error(err), zap.Duration("retry_in", wait), zap.Int("attempt", attempt+1),
 			zap.Bool("serving_last_config", c.Ready()))
 		t := time.NewTimer(wait)
