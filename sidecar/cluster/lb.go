@@ -280,15 +280,17 @@ func (p *ringHash) Pick(hash uint64, hasHash bool) *Host {
 	if !hasHash {
 		return p.hosts[rand.IntN(len(p.hosts))].host
 	}
-	i, _ := slices.BinarySearchFunc(p.ring, hash, func(e ringEntry, h uint64) int {
-		switch {
-		case e.hash < h:
-			return -1
-		case e.hash > h:
-			return 1
+	// First entry with ring hash >= hash (wrapping), as Envoy's ring.
+	lo, hi := 0, len(p.ring)
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if p.ring[mid].hash < hash {
+			lo = mid + 1
+		} else {
+			hi = mid
 		}
-		return 0
-	})
+	}
+	i := lo
 	if i == len(p.ring) {
 		i = 0
 	}
