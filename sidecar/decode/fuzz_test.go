@@ -3,6 +3,7 @@ package decode_test
 import (
 	"testing"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"google.golang.org/protobuf/proto"
@@ -66,6 +67,29 @@ func FuzzDecodeRouteConfiguration(f *testing.F) {
 					t.Fatalf("route %q has %d actions, want 1", r.Name, n)
 				}
 			}
+		}
+	})
+}
+
+func FuzzDecodeCluster(f *testing.F) {
+	for _, c := range []*clusterv3.Cluster{
+		dt.EDSCluster("web"),
+		dt.StaticCluster("local_app", dt.HostPort{Host: "127.0.0.1", Port: 8080}),
+	} {
+		b, err := proto.Marshal(c)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var c clusterv3.Cluster
+		if err := proto.Unmarshal(data, &c); err != nil {
+			return
+		}
+		got, err := decode.Cluster(&c)
+		if err == nil && (got.ConnectTimeout <= 0 || got.Name == "") {
+			t.Fatalf("accepted cluster without a name or connect timeout: %+v", got)
 		}
 	})
 }
