@@ -7,6 +7,25 @@
 // It opens no listener and reports not ready until it holds a first
 // complete configuration; after that it keeps serving the last good one
 // while the control plane is unreachable.
+//
+// Usage:
+//
+//	sidecar -proxy-id web-1-sidecar-proxy [-control-plane 127.0.0.1:18000]
+//	        [-admin-addr 127.0.0.1:19100] [-xds-protocol delta|sotw]
+//	        [-log-level info] [-log-format json|console] [-drain-timeout 10s]
+//
+// Every flag can be given as an environment variable instead: CONSULATE_
+// followed by the flag name in upper case with "-" as "_", e.g.
+// CONSULATE_PROXY_ID, CONSULATE_CONTROL_PLANE. A flag wins over its
+// variable. The proxy id is the Consul service ID of the connect-proxy
+// registration (<instance>-sidecar-proxy), which the control plane uses as
+// the xDS node id.
+//
+// Admin endpoint (loopback only): /ready (200 once configured, else 503
+// with what it waits for), /config_dump (the xDS resources in force, the
+// stream status and the last rejection per type), /clusters (every host
+// with health, weight and live counters; ?format=json), /metrics
+// (Prometheus: consulate_sidecar_xds_* and the data path's series).
 package main
 
 import (
