@@ -71,6 +71,12 @@ func syntheticInput(n, k int) *Input {
 
 // BenchmarkBuildModel10kServices builds the whole model from scratch for
 // 10,000 services × 3 instances (plus their 30,000 sidecars).
+//
+// Latest figures (2 shared cores, load average ≈ 12, go test -bench .
+// -benchmem ./discovery/): BuildModel10kServices ≈ 210–520 ms/op wall,
+// ≈ 236–276 ms/op CPU, 52.7 MB/op, 215,490 allocs/op;
+// Rebuild10kServicesOneChanged ≈ 2–10 ms/op wall, ≈ 4–6 ms/op CPU,
+// 2.6 MB/op, 230 allocs/op.
 func BenchmarkBuildModel10kServices(b *testing.B) {
 	in := syntheticInput(10_000, 3)
 	b.ReportAllocs()
