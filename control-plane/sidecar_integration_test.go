@@ -65,6 +65,7 @@ func TestSidecarFollowsConsul(t *testing.T) {
 			// A new upstream instance.
 			newID := []string{"api-2", "api-3"}[i]
 			newAddr := []string{"127.0.0.1:7002", "127.0.0.1:7003"}[i]
+			start := time.Now()
 			registerAPI(t, a.Client, newID, 7002+i)
 			ctx1, cancel1 := context.WithTimeout(t.Context(), edsDeadline)
 			defer cancel1()
@@ -73,8 +74,10 @@ func TestSidecarFollowsConsul(t *testing.T) {
 			}); err != nil {
 				t.Fatal(err)
 			}
+			t.Logf("registration → EDS: %v", time.Since(start))
 
 			// Its TTL check fails: it leaves EDS.
+			start = time.Now()
 			if err := a.Client.Agent().UpdateTTLOpts("ttl-"+newID, "down", api.HealthCritical, nil); err != nil {
 				t.Fatal(err)
 			}
@@ -85,6 +88,7 @@ func TestSidecarFollowsConsul(t *testing.T) {
 			}); err != nil {
 				t.Fatal(err)
 			}
+			t.Logf("failed TTL check → EDS: %v", time.Since(start))
 		})
 	}
 }
