@@ -329,7 +329,8 @@ func TestDirectResponseAndRedirect(t *testing.T) {
 		{"/health", "h", 200, "ok\n", "X-Direct", "1"},
 		{"/gone", "h", 410, "", "Content-Length", "0"},
 		{"/old/a?b=1", "example.com", 308, "", "Location", "http://example.com/new/a?b=1"},
-		{"/secure/x", "example.com:8080", 301, "", "Location", "https://example.com/secure/x"},
+		{"/secure/x", "example.com:80", 301, "", "Location", "https://example.com/secure/x"},
+		{"/secure/y", "example.com:8080", 301, "", "Location", "https://example.com:8080/secure/y"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.path, func(t *testing.T) {

@@ -71,11 +71,15 @@ func prefixRewrite(m *config.RouteMatch, path, rewrite string) (string, bool) {
 func RedirectLocation(rt *config.Route, r *http.Request) string {
 	rd := rt.Redirect
 	path, query := SplitTarget(r)
-	scheme := "http"
+	// Envoy takes the original scheme from x-forwarded-proto.
+	origScheme := "http"
 	if r.TLS != nil {
-		scheme = "https"
+		origScheme = "https"
 	}
-	origScheme := scheme
+	if xfp := r.Header.Get("X-Forwarded-Proto"); xfp != "" {
+		origScheme = strings.ToLower(xfp)
+	}
+	scheme := origScheme
 	switch {
 	case rd.HTTPSRedirect:
 		scheme = "https"
@@ -86,13 +90,15 @@ func RedirectLocation(rt *config.Route, r *http.Request) string {
 	if rd.HostRedirect != "" {
 		host = rd.HostRedirect
 	}
-	switch {
+	switch h, _ := stripPort(host); {
 	case rd.PortRedirect != 0:
-		h, _ := stripPort(host)
 		host = h + ":" + strconv.FormatUint(uint64(rd.PortRedirect), 10)
-	case scheme != origScheme:
-		// Envoy drops the original port when the scheme changes.
-		host, _ = stripPort(host)
+	case rd.HostRedirect == "" && scheme != origScheme &&
+		(origScheme == "http" && strings.HasSuffix(host, ":80") || origScheme == "https" && strings.HasSuffix(host, ":443")):
+		// Envoy drops the original scheme's default port when the scheme
+		// changes (http://a:80 → https://a, not https://a:80); any other
+		// port is kept.
+		host = h
 	}
 	switch {
 	case rd.PathRedirect != "":

@@ -288,8 +288,12 @@ func TestRedirectLocation(t *testing.T) {
 		want     string
 		code     int
 	}{
-		{name: "https keeps path and query, drops port", redirect: config.RedirectAction{HTTPSRedirect: true},
-			target: "http://example.com:8080/a?b=c", want: "https://example.com/a?b=c", code: 301},
+		{name: "https keeps path, query and a non-default port", redirect: config.RedirectAction{HTTPSRedirect: true},
+			target: "http://example.com:8080/a?b=c", want: "https://example.com:8080/a?b=c", code: 301},
+		{name: "https drops http's default port", redirect: config.RedirectAction{HTTPSRedirect: true},
+			target: "http://example.com:80/a", want: "https://example.com/a", code: 301},
+		{name: "scheme redirect", redirect: config.RedirectAction{SchemeRedirect: "https"},
+			target: "http://example.com/a", want: "https://example.com/a", code: 301},
 		{name: "host and port", redirect: config.RedirectAction{HostRedirect: "new.example.com", PortRedirect: 9443, ResponseCode: 307},
 			target: "http://example.com:8080/a", want: "http://new.example.com:9443/a", code: 307},
 		{name: "path redirect strips query", redirect: config.RedirectAction{PathRedirect: "/new", StripQuery: true, ResponseCode: 302},
