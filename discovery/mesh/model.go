@@ -156,9 +156,9 @@ type Config struct {
 	Routers         map[string]*ServiceRouter
 	Splitters       map[string]*ServiceSplitter
 	Resolvers       map[string]*ServiceResolver
-	// Errors lists entries that could not be decoded. A broken entry is
-	// left out of the maps above (callers keep the last good one); the
-	// error names the entry and the field.
+	// Errors lists entries that could not be decoded; each names the entry
+	// and the field. The maps above keep the last good version of a broken
+	// entry (or none, if it never decoded), so a bad write loses nothing.
 	Errors []EntryError
 }
 
