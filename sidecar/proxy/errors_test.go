@@ -142,6 +142,9 @@ func TestUpstreamErrors(t *testing.T) {
 			if entry["response_flags"] != tc.flag || entry["path"] != tc.path {
 				t.Errorf("access log flags %v for %v, want %s for %s", entry["response_flags"], entry["path"], tc.flag, tc.path)
 			}
+			if (res.Header.Get("X-Envoy-Overloaded") == "true") != (tc.flag == "UO") {
+				t.Errorf("x-envoy-overloaded = %q with flag %s", res.Header.Get("X-Envoy-Overloaded"), tc.flag)
+			}
 			if tc.flag == "UT" && time.Since(start) > 3*time.Second {
 				t.Errorf("timeout took %v", time.Since(start))
 			}

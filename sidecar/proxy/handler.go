@@ -144,6 +144,8 @@ func (ex *exchange) forward(vh *config.VirtualHost, rt *config.Route) {
 		return
 	}
 	if !c.Acquire() {
+		// Envoy marks circuit-breaker rejections for the client.
+		ex.w.Header().Set("X-Envoy-Overloaded", "true")
 		ex.localReply(http.StatusServiceUnavailable, accesslog.UpstreamOverflow, "upstream overflow")
 		return
 	}
