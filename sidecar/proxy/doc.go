@@ -38,6 +38,10 @@
 //   - Like Envoy's router (suppress_envoy_headers off), the upstream gets
 //     x-envoy-original-path when the path was rewritten and the client
 //     gets x-envoy-upstream-service-time.
+//   - host_rewrite_literal replaces :authority; auto_host_rewrite uses the
+//     picked endpoint's address (Envoy uses the endpoint's hostname, which
+//     the runtime config does not carry). prefix_rewrite and regex_rewrite
+//     rewrite the path as received (never re-encoded), keeping the query.
 //   - Header mutations apply per level in Envoy's order — weighted cluster,
 //     route, virtual host, route configuration — each level removing then
 //     adding, so the outermost level wins on overwrite.
