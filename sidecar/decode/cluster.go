@@ -145,7 +145,8 @@ func lbPolicy(c *clusterv3.Cluster, out *config.Cluster) error {
 	default:
 		return fmt.Errorf("lb_policy: %s is not supported", c.GetLbPolicy())
 	}
-	// An lb config for another policy would be dead configuration.
+	// An lb config for another policy would be dead configuration (they
+	// share the lb_config oneof, so at most one is set).
 	for policy, field := range map[clusterv3.Cluster_LbPolicy]bool{
 		clusterv3.Cluster_LEAST_REQUEST: c.GetLeastRequestLbConfig() != nil,
 		clusterv3.Cluster_RING_HASH:     c.GetRingHashLbConfig() != nil,
@@ -158,6 +159,8 @@ func lbPolicy(c *clusterv3.Cluster, out *config.Cluster) error {
 	return nil
 }
 
+// isPrime is trial division: table_size is at most 5000011 (the proto's
+// validation rule, checked before), so this is ~2000 steps at worst.
 func isPrime(n uint64) bool {
 	if n < 2 {
 		return false
