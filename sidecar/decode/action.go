@@ -240,7 +240,11 @@ func redirectAction(r *routev3.RedirectAction) (*config.RedirectAction, error) {
 	}, nil
 }
 
-func directResponse(d *routev3.DirectResponseAction) *config.DirectResponseAction {
+// maxDirectResponseBody is Envoy's default
+// RouteConfiguration.max_direct_response_body_size_bytes.
+const maxDirectResponseBody = 4096
+
+func directResponse(d *routev3.DirectResponseAction) (*config.DirectResponseAction, error) {
 	out := &config.DirectResponseAction{Status: int(d.GetStatus())}
 	if b := d.GetBody(); b != nil {
 		if s := b.GetInlineString(); s != "" {
@@ -249,5 +253,8 @@ func directResponse(d *routev3.DirectResponseAction) *config.DirectResponseActio
 			out.Body = append([]byte(nil), raw...)
 		}
 	}
-	return out
+	if len(out.Body) > maxDirectResponseBody {
+		return nil, fmt.Errorf("body: %d bytes exceed the %d-byte limit", len(out.Body), maxDirectResponseBody)
+	}
+	return out, nil
 }

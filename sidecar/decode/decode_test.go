@@ -467,6 +467,10 @@ func TestRejects(t *testing.T) {
 		{"route unknown retry_on", route(func(rc *routev3.RouteConfiguration) {
 			rc.VirtualHosts[0].RetryPolicy = &routev3.RetryPolicy{RetryOn: "5xx,envoy-ratelimited"}
 		}), `retry_on: condition "envoy-ratelimited" is not supported`},
+		{"route direct response too large", route(func(rc *routev3.RouteConfiguration) {
+			rc.VirtualHosts[0].Routes[0].Action = &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{
+				Status: 200, Body: &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: strings.Repeat("x", 4097)}}}}
+		}), `direct_response: body: 4097 bytes exceed the 4096-byte limit`},
 		{"route duplicate domain", route(func(rc *routev3.RouteConfiguration) {
 			rc.VirtualHosts = append(rc.VirtualHosts, &routev3.VirtualHost{Name: "b", Domains: []string{"*"}})
 		}), `domain "*" is already in virtual host "r"`},

@@ -123,7 +123,9 @@ func route(r *routev3.Route) (*config.Route, error) {
 			return nil, fmt.Errorf("redirect: %w", err)
 		}
 	case r.GetDirectResponse() != nil:
-		out.DirectResponse = directResponse(r.GetDirectResponse())
+		if out.DirectResponse, err = directResponse(r.GetDirectResponse()); err != nil {
+			return nil, fmt.Errorf("direct_response: %w", err)
+		}
 	default:
 		return nil, fmt.Errorf("one of route, redirect or direct_response is required")
 	}
