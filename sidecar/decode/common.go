@@ -72,6 +72,11 @@ func socketAddress(a *corev3.Address, field string) (string, error) {
 	if sa.GetAddress() == "" {
 		return "", fmt.Errorf("%s.socket_address.address is required", field)
 	}
+	// Envoy: listener, STATIC and EDS addresses are IPs (names need a
+	// DNS cluster type, which the sidecar does not implement).
+	if net.ParseIP(sa.GetAddress()) == nil {
+		return "", fmt.Errorf("%s.socket_address.address: %q is not an IP address", field, sa.GetAddress())
+	}
 	return net.JoinHostPort(sa.GetAddress(), strconv.FormatUint(uint64(port), 10)), nil
 }
 

@@ -495,6 +495,10 @@ func TestRejects(t *testing.T) {
 			c.LbPolicy = clusterv3.Cluster_MAGLEV
 			c.LbConfig = &clusterv3.Cluster_MaglevLbConfig_{MaglevLbConfig: &clusterv3.Cluster_MaglevLbConfig{TableSize: wrapperspb.UInt64(100)}}
 		}), `maglev_lb_config.table_size: 100 is not prime`},
+		{"cla hostname endpoint", func() error {
+			_, err := decode.ClusterLoadAssignment(dt.CLA("e", dt.HostPort{Host: "db.example.com", Port: 5432}))
+			return err
+		}, `endpoints[0].lb_endpoints[0].endpoint.address.socket_address.address: "db.example.com" is not an IP address`},
 		{"cla overprovisioning policy", func() error {
 			cla := dt.CLA("e", dt.HostPort{Host: "1.2.3.4", Port: 1})
 			cla.Policy = &endpointv3.ClusterLoadAssignment_Policy{}
