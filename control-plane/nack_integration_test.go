@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -46,6 +47,14 @@ func TestNACKedClusterIsReportedAndNotResent(t *testing.T) {
 			t.Fatalf("%d responses within %v after NACK and ACK; want none", n, quiet)
 		}
 		checkNACKReported(t, cp, "sotw", cds.GetVersionInfo(), reason)
+		opened := cp.logs.FilterMessage("stream opened").All()
+		if len(opened) != 1 {
+			t.Fatalf("%d 'stream opened' entries, want 1", len(opened))
+		}
+		f := opened[0].ContextMap()
+		if f["node_id"] != webProxyID || f["protocol"] != "sotw" || !strings.HasPrefix(fmt.Sprint(f["peer"]), "127.0.0.1:") {
+			t.Errorf("'stream opened' fields = %v", f)
+		}
 
 		// Other types still follow Consul; the rejected clusters are not re-sent.
 		registerAPI(t, a.Client, "api-2", 7002)

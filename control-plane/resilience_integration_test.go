@@ -154,12 +154,18 @@ func TestReplicasServeIdenticalConfig(t *testing.T) {
 	}
 }
 
-// TestSIGTERMExitsZero runs the binary (this test binary as main) with its
+// TestSignalExitsZero runs the binary (this test binary as main) with its
 // configuration from the environment, waits until it is ready and serving a
-// stream, sends SIGTERM and expects exit status 0 within 10s.
-func TestSIGTERMExitsZero(t *testing.T) {
+// stream, sends SIGTERM or SIGINT and expects exit status 0 within 10s.
+func TestSignalExitsZero(t *testing.T) {
 	a := consultest.Start(t)
 	registerWeb(t, a.Client)
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) { runUntilSignal(t, a, sig) })
+	}
+}
+
+func runUntilSignal(t *testing.T, a *consultest.Agent, sig syscall.Signal) {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), runMainEnv+"=1",
 		"CONSUL_HTTP_ADDR="+a.HTTPAddr,
@@ -215,7 +221,7 @@ func TestSIGTERMExitsZero(t *testing.T) {
 	}
 
 	start := time.Now()
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
 	go func() {
@@ -226,7 +232,7 @@ func TestSIGTERMExitsZero(t *testing.T) {
 	case err := <-exited:
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
-			t.Fatalf("exit status %d after SIGTERM, want 0", ee.ExitCode())
+			t.Fatalf("exit status %d after %v, want 0", ee.ExitCode(), sig)
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -235,6 +241,6 @@ func TestSIGTERMExitsZero(t *testing.T) {
 			t.Errorf("exit took %v, want under 10s", d)
 		}
 	case <-time.After(12 * time.Second):
-		t.Fatal("still running 12s after SIGTERM")
+		t.Fatalf("still running 12s after %v", sig)
 	}
 }
