@@ -101,3 +101,30 @@ func TestProxylessTranslatedOncePerModel(t *testing.T) {
 		}
 	}
 }
+
+// TestSnapshotsOnlyForConnectedNodes: a model with many proxies builds
+// snapshots for the connected one only, also on a full rebuild.
+func TestSnapshotsOnlyForConnectedNodes(t *testing.T) {
+	src := newFakeSource(model(1, map[string][]string{"a-sidecar-proxy": {"api"}, "b-sidecar-proxy": {"api"}, "c-sidecar-proxy": {"api"}},
+		map[string][]int{"api": {1}}))
+	m := newMetrics()
+	st := newStreams(zap.NewNop(), m)
+	b := &builder{log: zap.NewNop(), cache: cache.NewSnapshotCache(false, cache.IDHash{}, nil), streams: st,
+		source: src, tr: fakeTranslator{}, metrics: m, workers: 2, nodes: map[string]*built{}}
+	ctx := context.Background()
+	_ = st.OnDeltaStreamOpen(ctx, 1, "")
+	if err := st.OnStreamDeltaRequest(1, &discovery.DeltaDiscoveryRequest{Node: sidecarNode("b-sidecar-proxy"), TypeUrl: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	b.nodesChanged(ctx)
+	b.rebuild(ctx)
+	for _, tc := range []struct {
+		id   string
+		want bool
+	}{{"a-sidecar-proxy", false}, {"b-sidecar-proxy", true}, {"c-sidecar-proxy", false}} {
+		_, err := b.cache.GetSnapshot(tc.id)
+		if got := err == nil; got != tc.want {
+			t.Errorf("%s has a snapshot: %v, want %v", tc.id, got, tc.want)
+		}
+	}
+}
