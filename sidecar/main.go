@@ -190,7 +190,7 @@ func run(ctx context.Context, s settings, log *zap.Logger, onStart func(started)
 		for _, h := range hosts {
 			out = append(out, admin.HostStats{
 				Cluster: h.Cluster, Address: h.Address,
-				ActiveRequests: h.ActiveRequests, Requests: h.TotalRequests, Failures: h.ConnectFailures,
+				ActiveRequests: h.ActiveRequests, Requests: h.TotalRequests, ConnectFailures: h.ConnectFailures,
 			})
 		}
 		return out

@@ -23,10 +23,10 @@ type HostStats struct {
 	// Ejected by outlier detection, until EjectedUntil.
 	Ejected      bool
 	EjectedUntil time.Time
-	// ActiveRequests in flight; Requests and Failures since start.
-	ActiveRequests int64
-	Requests       uint64
-	Failures       uint64
+	// ActiveRequests in flight; Requests and ConnectFailures since start.
+	ActiveRequests  int64
+	Requests        uint64
+	ConnectFailures uint64
 }
 
 // HostStatsFunc reports the live state of every host the data path knows;

@@ -150,13 +150,13 @@ func TestClusters(t *testing.T) {
 
 	// The data path reports live host state through the hook.
 	f.srv.SetHostStats(func() []admin.HostStats {
-		return []admin.HostStats{{Cluster: "web", Address: "10.0.0.1:21000", Ejected: true, ActiveRequests: 2, Requests: 10, Failures: 5}}
+		return []admin.HostStats{{Cluster: "web", Address: "10.0.0.1:21000", Ejected: true, ActiveRequests: 2, Requests: 10, ConnectFailures: 5}}
 	})
 	_, text = f.get(t, "/clusters")
 	for _, want := range []string{
 		"web::10.0.0.1:21000::health_flags::/failed_outlier_check\n",
 		"web::10.0.0.1:21000::ejected::true\n",
-		"web::10.0.0.1:21000::rq_error::5\n",
+		"web::10.0.0.1:21000::cx_connect_fail::5\n",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("/clusters lacks %q:\n%s", want, text)

@@ -22,16 +22,16 @@ type clusterView struct {
 }
 
 type hostView struct {
-	Address        string     `json:"address"`
-	HealthFlags    string     `json:"health_flags"`
-	Weight         uint32     `json:"weight"`
-	Priority       uint32     `json:"priority"`
-	Locality       string     `json:"locality,omitempty"`
-	Ejected        *bool      `json:"ejected,omitempty"`
-	EjectedUntil   *time.Time `json:"ejected_until,omitempty"`
-	ActiveRequests *int64     `json:"active_requests,omitempty"`
-	Requests       *uint64    `json:"requests,omitempty"`
-	Failures       *uint64    `json:"failures,omitempty"`
+	Address         string     `json:"address"`
+	HealthFlags     string     `json:"health_flags"`
+	Weight          uint32     `json:"weight"`
+	Priority        uint32     `json:"priority"`
+	Locality        string     `json:"locality,omitempty"`
+	Ejected         *bool      `json:"ejected,omitempty"`
+	EjectedUntil    *time.Time `json:"ejected_until,omitempty"`
+	ActiveRequests  *int64     `json:"active_requests,omitempty"`
+	Requests        *uint64    `json:"requests,omitempty"`
+	ConnectFailures *uint64    `json:"connect_failures,omitempty"`
 }
 
 // healthFlags follows Envoy's /clusters health_flags wording.
@@ -87,7 +87,7 @@ func (s *Server) clusterViews() []clusterView {
 			ejected := false
 			if st, ok := stats[hostKey{c.Name, ep.Address}]; ok {
 				ejected = st.Ejected
-				hv.Ejected, hv.ActiveRequests, hv.Requests, hv.Failures = &st.Ejected, &st.ActiveRequests, &st.Requests, &st.Failures
+				hv.Ejected, hv.ActiveRequests, hv.Requests, hv.ConnectFailures = &st.Ejected, &st.ActiveRequests, &st.Requests, &st.ConnectFailures
 				if st.Ejected {
 					hv.EjectedUntil = &st.EjectedUntil
 				}
@@ -122,8 +122,8 @@ func (s *Server) clusters(w http.ResponseWriter, r *http.Request) {
 				fmt.Fprintf(&b, "%slocality::%s\n", p, h.Locality)
 			}
 			if h.Ejected != nil {
-				fmt.Fprintf(&b, "%sejected::%t\n%srq_active::%d\n%srq_total::%d\n%srq_error::%d\n",
-					p, *h.Ejected, p, *h.ActiveRequests, p, *h.Requests, p, *h.Failures)
+				fmt.Fprintf(&b, "%sejected::%t\n%srq_active::%d\n%srq_total::%d\n%scx_connect_fail::%d\n",
+					p, *h.Ejected, p, *h.ActiveRequests, p, *h.Requests, p, *h.ConnectFailures)
 			}
 		}
 	}
