@@ -17,7 +17,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/hashicorp/consul/api"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
@@ -63,9 +62,8 @@ type addrs struct {
 // run serves until ctx is done. listening, if set, receives the actual
 // addresses (ports may be :0) once both listeners are open.
 func run(ctx context.Context, cfg config, log *zap.Logger, listening func(addrs)) error {
-	consulCfg := api.DefaultConfig()
-	consulCfg.Address = cfg.ConsulAddr
-	client, err := api.NewClient(consulCfg)
+	// Token, TLS and the rest come from CONSUL_* as Consul's CLI reads them.
+	client, err := discovery.NewClient(discovery.ClientConfig{Address: cfg.ConsulAddr})
 	if err != nil {
 		return fmt.Errorf("consul client for %s: %w", cfg.ConsulAddr, err)
 	}
