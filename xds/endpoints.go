@@ -70,11 +70,24 @@ func meshInstances(svc *mesh.Service) []mesh.Instance {
 // are unique by address (grpc-go NACKs duplicates) and sorted, so that
 // equal health gives equal bytes.
 func loadAssignment(clusterName string, instances []mesh.Instance, dc string, includeWarning bool) *endpointv3.ClusterLoadAssignment {
-	type hostPort struct {
-		host   string
-		port   int
-		weight int
+	cla := &endpointv3.ClusterLoadAssignment{ClusterName: clusterName}
+	if picked := pickEndpoints(instances, dc, includeWarning, nil); len(picked) > 0 {
+		cla.Endpoints = []*endpointv3.LocalityLbEndpoints{locality(picked, 0)}
 	}
+	return cla
+}
+
+// hostPort is one picked endpoint.
+type hostPort struct {
+	host   string
+	port   int
+	weight int
+}
+
+// pickEndpoints keeps the instances of datacenter dc that may receive
+// traffic (passing, and warning when includeWarning) and that keep
+// reports true for (nil: all), unique by address and sorted.
+func pickEndpoints(instances []mesh.Instance, dc string, includeWarning bool, keep func(*mesh.Instance) bool) []hostPort {
 	picked := make([]hostPort, 0, len(instances))
 	for i := range instances {
 		inst := &instances[i]
@@ -96,6 +109,9 @@ func loadAssignment(clusterName string, instances []mesh.Instance, dc string, in
 		default:
 			continue
 		}
+		if keep != nil && !keep(inst) {
+			continue
+		}
 		// Consul's default weight is 1 for both states; 0 means "unset" in
 		// a registration without Weights. Envoy requires >= 1.
 		picked = append(picked, hostPort{host: inst.Address, port: inst.Port, weight: max(weight, 1)})
@@ -103,12 +119,11 @@ func loadAssignment(clusterName string, instances []mesh.Instance, dc string, in
 	slices.SortFunc(picked, func(a, b hostPort) int {
 		return cmp.Or(cmp.Compare(a.host, b.host), cmp.Compare(a.port, b.port))
 	})
-	picked = slices.CompactFunc(picked, func(a, b hostPort) bool { return a.host == b.host && a.port == b.port })
+	return slices.CompactFunc(picked, func(a, b hostPort) bool { return a.host == b.host && a.port == b.port })
+}
 
-	cla := &endpointv3.ClusterLoadAssignment{ClusterName: clusterName}
-	if len(picked) == 0 {
-		return cla
-	}
+// locality is one locality (weight 1) at priority holding picked.
+func locality(picked []hostPort, priority uint32) *endpointv3.LocalityLbEndpoints {
 	lbEndpoints := make([]*endpointv3.LbEndpoint, len(picked))
 	for i, p := range picked {
 		lbEndpoints[i] = &endpointv3.LbEndpoint{
@@ -121,12 +136,12 @@ func loadAssignment(clusterName string, instances []mesh.Instance, dc string, in
 			LoadBalancingWeight: wrapperspb.UInt32(uint32(min(p.weight, maxEndpointWeight))),
 		}
 	}
-	cla.Endpoints = []*endpointv3.LocalityLbEndpoints{{
+	return &endpointv3.LocalityLbEndpoints{
 		Locality:            &corev3.Locality{},
 		LbEndpoints:         lbEndpoints,
 		LoadBalancingWeight: wrapperspb.UInt32(1),
-	}}
-	return cla
+		Priority:            priority,
+	}
 }
 
 // socketAddress is a TCP address; host is an IP (v4 or v6) or a name.

@@ -13,13 +13,18 @@ import (
 // (grpc-go's "xds:///<service>" resolver) need: for every typical service
 // (not a connect-proxy, not a gateway) that has instances, an API listener
 // named <service>, a route configuration <service> whose virtual host
-// matches <service>, and the service's EDS cluster whose endpoints are its own
-// instances (a proxyless client is not in the mesh and talks to the
-// application directly, never to its sidecar).
+// matches <service> and holds the service's discovery chain (router,
+// splitter, resolver, as for sidecars), and the EDS cluster of every
+// target the chains reach, whose endpoints are the target's own instances
+// (a proxyless client is not in the mesh and talks to the application
+// directly, never to its sidecar).
 //
 // Everything stays inside what grpc-go v1.85 accepts: RDS over ADS,
-// http_filters exactly [router], ROUND_ROBIN, EDS over ADS, every locality
-// with a Locality and a non-zero weight, endpoints unique by address.
+// http_filters exactly [router], ROUND_ROBIN / RING_HASH / LEAST_REQUEST,
+// EDS over ADS, every locality with a Locality and a non-zero weight,
+// endpoints unique by address, num_retries >= 1. What grpc-go would ignore
+// (route timeouts, rewrites, header changes, non-gRPC retry conditions,
+// consecutive_* ejection, ...) is left out and listed in Warnings.
 //
 // The result has passed Validate, including the check that every API
 // listener's route configuration exists.
@@ -37,32 +42,48 @@ func ForProxyless(snap *mesh.Snapshot) (*Resources, error) {
 	}
 	slices.Sort(names)
 
+	w := &warnings{}
+	cc := newChainCompiler(snap, true)
 	items := make([]types.Resource, 0, 4*len(names))
+	clusters := make(map[string]bool, len(names))
 	for _, name := range names {
-		svc := snap.Services[name]
-		target := Target{Service: name, Datacenter: snap.Datacenter}
-		clusterName := target.ClusterName()
-
 		listener, err := apiListener(name)
 		if err != nil {
 			return nil, fmt.Errorf("proxyless: listeners for %s: %w", name, err)
 		}
-		// grpc-go ignores the cluster's HTTP protocol options (it always
-		// speaks HTTP/2), so none are set.
-		cluster, err := edsCluster(clusterName, DefaultConnectTimeout, ProtocolTCP)
+		ch, err := cc.compile(name, snap.Datacenter, ProtocolGRPC)
 		if err != nil {
-			return nil, fmt.Errorf("proxyless: clusters for %s: %w", name, err)
+			return nil, fmt.Errorf("proxyless: routes for %s: %w", name, err)
 		}
-		warning, err := includeWarning(&snap.Config, name)
+		routes, err := chainRoutes(&snap.Config, ch)
 		if err != nil {
-			return nil, fmt.Errorf("proxyless: endpoints for %s: %w", name, err)
+			return nil, fmt.Errorf("proxyless: routes for %s: %w", name, err)
 		}
-		items = append(items,
-			listener,
-			proxylessRouteConfig(name, clusterName),
-			cluster,
-			loadAssignment(clusterName, svc.Instances, snap.Datacenter, warning),
-		)
+		routes = grpcRoutes(routes, name, w)
+		items = append(items, listener, proxylessRouteConfig(name, routes))
+		for _, t := range ch.targets {
+			cname := t.clusterName()
+			if clusters[cname] {
+				continue
+			}
+			clusters[cname] = true
+			// grpc-go ignores the cluster's HTTP protocol options (it
+			// always speaks HTTP/2), so none are set.
+			cluster, err := edsCluster(cname, DefaultConnectTimeout, ProtocolTCP)
+			if err != nil {
+				return nil, fmt.Errorf("proxyless: clusters for %s: %w", name, err)
+			}
+			ext, err := clusterExt(&snap.Config, t.target.Service)
+			if err != nil {
+				return nil, fmt.Errorf("proxyless: clusters for %s: %s: %w", name, cname, err)
+			}
+			applyClusterPolicy(cluster, t, nil, ext, w)
+			cla, err := targetLoadAssignment(snap, t, true)
+			if err != nil {
+				return nil, fmt.Errorf("proxyless: endpoints for %s: %w", name, err)
+			}
+			items = append(items, cluster, cla)
+		}
 	}
 
 	res, err := NewResources(items...)
@@ -72,5 +93,6 @@ func ForProxyless(snap *mesh.Snapshot) (*Resources, error) {
 	if err := Validate(res); err != nil {
 		return nil, fmt.Errorf("proxyless: %w", err)
 	}
+	res.warnings = w.list
 	return res, nil
 }

@@ -40,6 +40,8 @@ func TypeURLs() []resource.Type {
 // go-control-plane snapshot).
 type Resources struct {
 	groups map[resource.Type]group
+	// warnings are set by ForProxyless; see Warnings.
+	warnings []Warning
 }
 
 type group struct {

@@ -31,6 +31,15 @@ func routeConfig(name string, domains []string, cluster string) *routev3.RouteCo
 	}
 }
 
+// routeConfigWith is a route configuration with one virtual host (named
+// like the configuration) holding routes.
+func routeConfigWith(name string, domains []string, routes []*routev3.Route) *routev3.RouteConfiguration {
+	return &routev3.RouteConfiguration{
+		Name:         name,
+		VirtualHosts: []*routev3.VirtualHost{{Name: name, Domains: domains, Routes: routes}},
+	}
+}
+
 // localAppRouteConfig is the public listener's (inline) route
 // configuration: anything that reached this sidecar goes to the local app.
 // A nil timeout keeps Envoy's route default (15 s); zero disables it.
@@ -42,19 +51,12 @@ func localAppRouteConfig(timeout *time.Duration) *routev3.RouteConfiguration {
 	return rc
 }
 
-// upstreamRouteConfig is an upstream listener's route configuration. The
-// listener already says which service is meant (one port per upstream), so
-// the virtual host takes any :authority.
-func upstreamRouteConfig(id, cluster string) *routev3.RouteConfiguration {
-	return routeConfig(id, []string{"*"}, cluster)
-}
-
 // proxylessRouteConfig is the route configuration of a proxyless gRPC
 // client's API listener. grpc-go picks the virtual host by matching the
 // channel's authority against domains, and the authority of
 // "xds:///<service>" is "<service>" (or "<service>:<port>" when the target
 // has a port), so both are listed; a "*" would also match but would hide a
 // misdirected client.
-func proxylessRouteConfig(service, cluster string) *routev3.RouteConfiguration {
-	return routeConfig(service, []string{service, service + ":*"}, cluster)
+func proxylessRouteConfig(service string, routes []*routev3.Route) *routev3.RouteConfiguration {
+	return routeConfigWith(service, []string{service, service + ":*"}, routes)
 }

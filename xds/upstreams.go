@@ -9,14 +9,16 @@ import (
 )
 
 // upstreamResources are, per upstream, its listener, its route
-// configuration (HTTP protocols only), and its target's cluster and load
-// assignment. Two upstreams with the same ID or the same bind address are
-// an error: Envoy would keep one of them, silently.
+// configuration (HTTP protocols only: the discovery chain's routes), and
+// the cluster and load assignment of every target its chain reaches. Two
+// upstreams with the same ID or the same bind address are an error: Envoy
+// would keep one of them, silently.
 func upstreamResources(snap *mesh.Snapshot, p *mesh.Proxy) ([]types.Resource, error) {
 	items := make([]types.Resource, 0, 4*len(p.Upstreams))
 	ids := make(map[string]bool, len(p.Upstreams))
 	binds := make(map[string]string, len(p.Upstreams))
 	clusters := make(map[string]bool, len(p.Upstreams))
+	cc := newChainCompiler(snap, false)
 	for _, u := range p.Upstreams {
 		if u.DestinationType != "" && u.DestinationType != "service" {
 			return nil, fmt.Errorf("listeners for %s: upstream %s: destination type %q is not supported",
@@ -44,33 +46,61 @@ func upstreamResources(snap *mesh.Snapshot, p *mesh.Proxy) ([]types.Resource, er
 		if err != nil {
 			return nil, fmt.Errorf("listeners for %s: upstream %s: %w", p.ID, id, err)
 		}
-		target := Target{Service: u.DestinationName, Datacenter: orDefault(u.Datacenter, snap.Datacenter)}
-		clusterName := target.ClusterName()
-
-		listener, err := upstreamListener(id, host, u.LocalBindPort, proto, clusterName)
+		ch, err := cc.compile(u.DestinationName, orDefault(u.Datacenter, snap.Datacenter), proto)
+		if err != nil {
+			return nil, fmt.Errorf("routes for %s: upstream %s: %w", p.ID, id, err)
+		}
+		tcpCluster := ""
+		if ch.tcpTarget != nil {
+			tcpCluster = ch.tcpTarget.clusterName()
+		}
+		listener, err := upstreamListener(id, host, u.LocalBindPort, proto, tcpCluster)
 		if err != nil {
 			return nil, fmt.Errorf("listeners for %s: upstream %s: %w", p.ID, id, err)
 		}
 		items = append(items, listener)
 		if proto.IsHTTP() {
-			items = append(items, upstreamRouteConfig(id, clusterName))
+			routes, err := chainRoutes(&snap.Config, ch)
+			if err != nil {
+				return nil, fmt.Errorf("routes for %s: upstream %s: %w", p.ID, id, err)
+			}
+			items = append(items, routeConfigWith(id, []string{"*"}, routes))
 		}
-		if clusters[clusterName] {
-			continue
+		for _, t := range ch.targets {
+			name := t.clusterName()
+			if clusters[name] {
+				continue
+			}
+			clusters[name] = true
+			res, err := sidecarTarget(snap, p, t)
+			if err != nil {
+				return nil, err
+			}
+			items = append(items, res...)
 		}
-		clusters[clusterName] = true
-		cluster, err := edsCluster(clusterName, DefaultConnectTimeout, proto)
-		if err != nil {
-			return nil, fmt.Errorf("clusters for %s: %w", p.ID, err)
-		}
-		warning, err := includeWarning(&snap.Config, target.Service)
-		if err != nil {
-			return nil, fmt.Errorf("endpoints for %s: %s: %w", p.ID, clusterName, err)
-		}
-		cla := loadAssignment(clusterName, meshInstances(snap.Service(target.Service)), target.Datacenter, warning)
-		items = append(items, cluster, cla)
 	}
 	return items, nil
+}
+
+// sidecarTarget is one target's cluster (with the policy of its resolver,
+// the proxy's UpstreamConfig and the extension keys) and load assignment.
+func sidecarTarget(snap *mesh.Snapshot, p *mesh.Proxy, t *resolvedTarget) ([]types.Resource, error) {
+	name := t.clusterName()
+	cluster, err := edsCluster(name, DefaultConnectTimeout, t.protocol)
+	if err != nil {
+		return nil, fmt.Errorf("clusters for %s: %w", p.ID, err)
+	}
+	ext, err := clusterExt(&snap.Config, t.target.Service)
+	if err != nil {
+		return nil, fmt.Errorf("clusters for %s: %s: %w", p.ID, name, err)
+	}
+	up := upstreamConfigFor(&snap.Config, p.DestinationService, t.target.Service)
+	applyClusterPolicy(cluster, t, &up, ext, nil)
+	cla, err := targetLoadAssignment(snap, t, false)
+	if err != nil {
+		return nil, fmt.Errorf("endpoints for %s: %s: %w", p.ID, name, err)
+	}
+	return []types.Resource{cluster, cla}, nil
 }
 
 func orDefault(s, def string) string {

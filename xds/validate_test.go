@@ -51,7 +51,7 @@ func TestValidate(t *testing.T) {
 		{
 			name: "consistent proxyless set",
 			items: func(t *testing.T) []types.Resource {
-				return []types.Resource{mustAPIListener(t, "api"), proxylessRouteConfig("api", cluster), mustEDSCluster(t, cluster), cla(cluster)}
+				return []types.Resource{mustAPIListener(t, "api"), proxylessRouteConfig("api", []*routev3.Route{defaultRoute(cluster)}), mustEDSCluster(t, cluster), cla(cluster)}
 			},
 		},
 		{
@@ -71,14 +71,14 @@ func TestValidate(t *testing.T) {
 		{
 			name: "missing EDS assignment",
 			items: func(t *testing.T) []types.Resource {
-				return []types.Resource{mustAPIListener(t, "api"), proxylessRouteConfig("api", cluster), mustEDSCluster(t, cluster)}
+				return []types.Resource{mustAPIListener(t, "api"), proxylessRouteConfig("api", []*routev3.Route{defaultRoute(cluster)}), mustEDSCluster(t, cluster)}
 			},
 			wantErr: `cluster "api.default.dc1.internal": load assignment "api.default.dc1.internal" does not exist`,
 		},
 		{
 			name: "route to a missing cluster",
 			items: func(t *testing.T) []types.Resource {
-				return []types.Resource{mustAPIListener(t, "api"), proxylessRouteConfig("api", cluster)}
+				return []types.Resource{mustAPIListener(t, "api"), proxylessRouteConfig("api", []*routev3.Route{defaultRoute(cluster)})}
 			},
 			wantErr: `route configuration "api": cluster "api.default.dc1.internal" does not exist`,
 		},
@@ -132,7 +132,7 @@ func TestValidate(t *testing.T) {
 		{
 			name: "unreferenced route configuration",
 			items: func(t *testing.T) []types.Resource {
-				return []types.Resource{proxylessRouteConfig("api", cluster), mustEDSCluster(t, cluster), cla(cluster)}
+				return []types.Resource{proxylessRouteConfig("api", []*routev3.Route{defaultRoute(cluster)}), mustEDSCluster(t, cluster), cla(cluster)}
 			},
 			wantErr: `route configuration "api" is not referenced by any listener`,
 		},
@@ -146,7 +146,7 @@ func TestValidate(t *testing.T) {
 		{
 			name: "resource breaks its own rules",
 			items: func(t *testing.T) []types.Resource {
-				rc := proxylessRouteConfig("api", cluster)
+				rc := proxylessRouteConfig("api", []*routev3.Route{defaultRoute(cluster)})
 				rc.VirtualHosts[0].Domains = nil // min_items: 1
 				return []types.Resource{mustAPIListener(t, "api"), rc, mustEDSCluster(t, cluster), cla(cluster)}
 			},
@@ -217,7 +217,7 @@ func TestValidateCatchesWhatGoControlPlaneMisses(t *testing.T) {
 		}
 	})
 	t.Run("complete", func(t *testing.T) {
-		res := build(t, mustAPIListener(t, "api"), proxylessRouteConfig("api", cluster),
+		res := build(t, mustAPIListener(t, "api"), proxylessRouteConfig("api", []*routev3.Route{defaultRoute(cluster)}),
 			mustEDSCluster(t, cluster), loadAssignment(cluster, nil, testDC, false))
 		if err := Validate(res); err != nil {
 			t.Fatalf("Validate: %v", err)
