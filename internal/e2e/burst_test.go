@@ -1,0 +1,76 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/seed-a778acb4/consulate/deploy/demo/launch"
+)
+
+// burstSize is how many instances register at once.
+const burstSize = 100
+
+// TestRegistrationBurst: web's sidecar gains an upstream, then 100
+// instances of that service register at once (plain services without
+// sidecars, reached at their own address): all reach web's sidecar within
+// a deadline, and traffic spreads over them without a failure.
+func TestRegistrationBurst(t *testing.T) {
+	f := newFixture(t)
+	web := f.addMember(t, "web", "web-1", "burst")
+
+	apps := make([]*testApp, burstSize)
+	for i := range apps {
+		apps[i] = startApp(t, fmt.Sprintf("burst-%d", i))
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, burstSize)
+	for _, a := range apps {
+		wg.Go(func() {
+			errs <- f.consul.Client.Agent().ServiceRegister(&api.AgentServiceRegistration{
+				ID: a.ID, Name: "burst", Address: "127.0.0.1", Port: a.Port,
+			})
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitHosts(t, web, "burst", burstSize, 30*time.Second)
+	t.Logf("%d registrations reached web's sidecar in %s", burstSize, time.Since(start).Round(time.Millisecond))
+
+	const requests = 2 * burstSize
+	for i := range requests {
+		code, body := get(t, web.upstreamURL())
+		if code != http.StatusOK || !strings.HasPrefix(body, "burst-") {
+			t.Fatalf("request %d: %d %q", i, code, body)
+		}
+	}
+	served := 0
+	for _, a := range apps {
+		if a.Requests() > 0 {
+			served++
+		}
+	}
+	// Round robin (the default) gives every instance two; any balancer
+	// that spreads at all serves most of them.
+	if served < burstSize/2 {
+		t.Errorf("%d of %d instances got traffic from %d requests, want at least %d", served, burstSize, requests, burstSize/2)
+	}
+	cs, err := launch.Clusters(web.Sidecar.AdminAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(launch.HealthyHosts(cs, "burst.")); got != burstSize {
+		t.Errorf("web's sidecar has %d healthy burst hosts, want %d", got, burstSize)
+	}
+}

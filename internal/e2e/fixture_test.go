@@ -1,0 +1,148 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/seed-a778acb4/consulate/deploy/demo/launch"
+	"github.com/seed-a778acb4/consulate/internal/consultest"
+)
+
+// fixture is a Consul agent, proxy-defaults protocol=http and a control
+// plane, plus whatever a test adds.
+type fixture struct {
+	consul *consultest.Agent
+	cp     *launch.ControlPlane
+	dir    string
+}
+
+func newFixture(t *testing.T, opts ...consultest.Option) *fixture {
+	t.Helper()
+	f := &fixture{consul: consultest.Start(t, opts...), dir: t.TempDir()}
+	if err := launch.SetProtocol(f.consul.Client, "http"); err != nil {
+		t.Fatal(err)
+	}
+	f.startControlPlane(t, 0, 0)
+	return f
+}
+
+// startControlPlane starts the control plane (on the given ports, 0: free
+// ones) and stops it at cleanup.
+func (f *fixture) startControlPlane(t *testing.T, xdsPort, adminPort int) {
+	t.Helper()
+	cp, err := launch.StartControlPlane(t.Context(), bins.ControlPlane, f.dir, f.consul.HTTPAddr, xdsPort, adminPort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.cp = cp
+	t.Cleanup(func() { _ = cp.Stop(5 * time.Second) })
+}
+
+// testApp is an in-test HTTP server standing in for a service instance.
+type testApp struct {
+	ID       string
+	Port     int
+	requests atomic.Int64
+}
+
+// Requests is how many non-health requests the app answered.
+func (a *testApp) Requests() int64 { return a.requests.Load() }
+
+// startApp serves 200 "<id>" on a free loopback port until cleanup.
+func startApp(t *testing.T, id string) *testApp {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &testApp{ID: id, Port: lis.Addr().(*net.TCPAddr).Port}
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/healthz" {
+			a.requests.Add(1)
+		}
+		fmt.Fprint(w, id)
+	})}
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return a
+}
+
+// member is one registered instance with its app and its sidecar.
+type member struct {
+	launch.Instance
+	App     *testApp
+	Sidecar *launch.Sidecar
+}
+
+// addMember starts an app, registers it with a sidecar_service declaring
+// upstreams (each with a free LocalBindPort), starts its sidecar and waits
+// for the sidecar's /ready.
+func (f *fixture) addMember(t *testing.T, service, id string, upstreams ...string) *member {
+	t.Helper()
+	ports, err := launch.FreePorts(1 + len(upstreams))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &member{App: startApp(t, id)}
+	m.Instance = launch.Instance{Service: service, ID: id, Version: "v1", AppPort: m.App.Port, SidecarPort: ports[0]}
+	for i, u := range upstreams {
+		m.Upstreams = append(m.Upstreams, launch.Upstream{Service: u, LocalBindPort: ports[1+i]})
+	}
+	if err := launch.Register(f.consul.Client, m.Instance); err != nil {
+		t.Fatal(err)
+	}
+	f.startSidecar(t, t, m, 0)
+	return m
+}
+
+// startSidecar starts m's sidecar (admin on adminPort, 0: a free one),
+// stops it at owner's cleanup (a test that outlives the subtest t that
+// starts it), and waits for /ready.
+func (f *fixture) startSidecar(t, owner testing.TB, m *member, adminPort int) {
+	t.Helper()
+	sc, err := launch.StartSidecar(bins.Sidecar, f.dir, m.ProxyID(), f.cp.XDSAddr, adminPort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Sidecar = sc
+	owner.Cleanup(func() {
+		_ = sc.Stop(5 * time.Second)
+		if owner.Failed() {
+			owner.Logf("%s log tail:\n%s", sc.Name, sc.LogTail(4000))
+		}
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := sc.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// upstreamURL is m's outbound listener for its first upstream.
+func (m *member) upstreamURL() string {
+	return "http://" + launch.Addr(m.Upstreams[0].LocalBindPort) + "/"
+}
+
+// waitHosts waits until m's sidecar has want healthy hosts for service.
+func waitHosts(t *testing.T, m *member, service string, want int, within time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), within)
+	defer cancel()
+	if err := launch.WaitClusterHosts(ctx, m.Sidecar.Done(), m.Sidecar.AdminAddr, service+".", want); err != nil {
+		t.Fatalf("%v\nsidecar log:\n%s", err, m.Sidecar.LogTail(3000))
+	}
+}
+
+// pair is web-1 (upstream api) → api-1, both with sidecars, routable.
+func (f *fixture) pair(t *testing.T) (web, api *member) {
+	t.Helper()
+	api = f.addMember(t, "api", "api-1")
+	web = f.addMember(t, "web", "web-1", "api")
+	waitHosts(t, web, "api", 1, 30*time.Second)
+	return web, api
+}
