@@ -48,4 +48,21 @@
 //     64-bit hash gives the same properties, and a deterministic one keeps
 //     every sidecar's ring identical). A request without a hash picks a
 //     random host, as Envoy does.
+//
+// Resilience contract with the proxy (issue 5):
+//   - Host.Report(Result) is called exactly once per attempt sent to a host:
+//     Response with the status, or ConnectFailed, Timeout, Reset for
+//     local-origin failures (LocalSuccess only where no response exists,
+//     e.g. the TCP proxy). Lock-free: a few atomic adds.
+//   - Cluster.PickExcluding implements the previous_hosts retry predicate
+//     with host_selection_retry_max_attempts.
+//   - Circuit breakers (default priority): TryRequest/DoneRequest
+//     (max_requests; Acquire/Release are the same), TryRetry/DoneRetry
+//     (max_retries, or retry_budget over active + pending requests).
+//     max_connections and max_pending_requests are enforced inside the
+//     host's transport: a request that needs a new connection while the
+//     cluster is at max_connections waits as pending (up to
+//     max_pending_requests, for at most the connect timeout); overflow
+//     makes RoundTrip fail with an *OverflowError (IsOverflow). Every
+//     overflow is answered 503, flag UO, x-envoy-overloaded: true.
 package cluster
