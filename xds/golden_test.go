@@ -183,7 +183,7 @@ var sidecarCases = []sidecarCase{
 }
 
 func TestForSidecarGolden(t *testing.T) {
-	for _, tt := range sidecarCases {
+	for _, tt := range allSidecarCases() {
 		t.Run(tt.name, func(t *testing.T) {
 			snap := testMesh()
 			tt.change(snap)

@@ -16,7 +16,7 @@ import (
 // its decoder NACKs any populated field it does not implement, so every
 // resource ForSidecar produces, in every golden scenario, must decode.
 func TestSidecarDecoderAcceptsForSidecar(t *testing.T) {
-	for _, tt := range sidecarCases {
+	for _, tt := range allSidecarCases() {
 		t.Run(tt.name, func(t *testing.T) {
 			snap := testMesh()
 			tt.change(snap)
