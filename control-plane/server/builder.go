@@ -55,6 +55,11 @@ type built struct {
 	kind     Kind
 	versions versions
 	set      bool // a snapshot has been set for the node
+	// model is the snapshot the node was last built from, nil when that
+	// build failed (the next rebuild retries it); deps are the services
+	// its translation read there (sidecars only).
+	model *mesh.Snapshot
+	deps  serviceDeps
 }
 
 // builder keeps one snapshot per connected node in the cache. nodes and
@@ -149,25 +154,45 @@ func (b *builder) nodesChanged(ctx context.Context) {
 	b.buildAll(ctx, model, fresh)
 }
 
-// rebuild rebuilds every connected node from the current model.
+// rebuild brings every connected node to the current model. Only nodes
+// whose inputs changed are translated again: a sidecar whose own
+// registration, reachable services and their config entries are the same
+// objects as in the model it was built from keeps its snapshot (see
+// deps.go); proxyless clients and nodes whose last build failed are always
+// rebuilt.
 func (b *builder) rebuild(ctx context.Context) {
 	model := b.source.Current()
 	if model == nil {
 		return
 	}
 	start := time.Now()
-	all := make([]*built, 0, len(b.nodes))
+	diffs := map[*mesh.Snapshot]*modelDiff{}
+	affected := make([]*built, 0, len(b.nodes))
 	for _, e := range b.nodes {
-		all = append(all, e)
+		if e.model == model {
+			continue
+		}
+		if e.model != nil && e.kind == KindSidecar {
+			d := diffs[e.model]
+			if d == nil {
+				d = diffModels(e.model, model)
+				diffs[e.model] = d
+			}
+			if !d.affects(e.id, e.deps) {
+				e.model = model
+				continue
+			}
+		}
+		affected = append(affected, e)
 	}
-	set := b.buildAll(ctx, model, all)
+	set := b.buildAll(ctx, model, affected)
 	d := time.Since(start)
 	b.metrics.RebuildDuration.Observe(d.Seconds())
 	if !b.ready.Swap(true) {
 		b.log.Info("first mesh snapshot built; ready", zap.Uint64("consul_index", model.Index))
 	}
-	b.log.Debug("rebuilt", zap.Uint64("consul_index", model.Index), zap.Int("nodes", len(all)),
-		zap.Int("changed", set), zap.Duration("took", d))
+	b.log.Debug("rebuilt", zap.Uint64("consul_index", model.Index), zap.Int("nodes", len(b.nodes)),
+		zap.Int("translated", len(affected)), zap.Int("changed", set), zap.Duration("took", d))
 }
 
 // buildAll builds the given nodes on up to b.workers goroutines (the
@@ -237,6 +262,7 @@ func (b *builder) build(ctx context.Context, model *mesh.Snapshot, e *built, pro
 	}
 	var snap *cache.Snapshot
 	var err error
+	e.model, e.deps = nil, nil
 	switch kind {
 	case KindSidecar:
 		snap, err = b.tr.Sidecar(model, e.id)
@@ -258,6 +284,7 @@ func (b *builder) build(ctx context.Context, model *mesh.Snapshot, e *built, pro
 	v := versionsOf(snap)
 	if e.set && v == e.versions {
 		b.metrics.SnapshotsUnchanged.Inc()
+		e.markBuilt(model)
 		return false
 	}
 	if err := b.cache.SetSnapshot(ctx, e.id, snap); err != nil {
@@ -265,9 +292,18 @@ func (b *builder) build(ctx context.Context, model *mesh.Snapshot, e *built, pro
 		return false
 	}
 	e.versions, e.set = v, true
+	e.markBuilt(model)
 	b.metrics.SnapshotsSet.Inc()
 	b.metrics.PushDuration.Observe(time.Since(start).Seconds())
 	return true
+}
+
+// markBuilt records that e's snapshot is up to date with model.
+func (e *built) markBuilt(model *mesh.Snapshot) {
+	e.model = model
+	if e.kind == KindSidecar {
+		e.deps = sidecarDeps(model, e.id)
+	}
 }
 
 func defaultWorkers() int { return max(1, runtime.GOMAXPROCS(0)) }
