@@ -11,10 +11,17 @@
 //     protocol), logs pushes, ACKs and NACKs, feeds metrics and /status, and
 //     tells the builder which node IDs are connected.
 //   - builder (builder.go) owns the per-node build state. It is one event
-//     loop: model changes (debounced) trigger a rebuild of every connected
-//     node; a newly connected node is built at once from the current model.
-//     A snapshot whose per-type versions equal the last one set for that node
-//     is not set again, so an unchanged proxy is not re-pushed.
+//     loop: model changes (debounced) trigger a rebuild of the connected
+//     nodes whose inputs changed; a newly connected node is built at once
+//     from the current model. A snapshot whose per-type versions equal the
+//     last one set for that node is not set again, so an unchanged proxy is
+//     not re-pushed.
+//   - deps (deps.go) decides which sidecars a model change concerns: a
+//     sidecar's inputs are its own registration and, for every service its
+//     chains reach, the service, its sidecars' registrations and its config
+//     entries. Two models are compared by pointer (discovery shares
+//     unchanged values); a global change (datacenter, proxy-defaults, entry
+//     errors, any field deps does not attribute) rebuilds every node.
 //   - classify (kind.go) tells sidecars (node ID is a connect-proxy service
 //     ID in the model) from proxyless gRPC clients (user agent "gRPC ...")
 //     from sidecars Consul does not know yet (served nothing until they
