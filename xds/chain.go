@@ -165,10 +165,10 @@ func (c *chainCompiler) node(service, subset, dc string, from *mesh.EntryRef, fi
 	var out []chainSplit
 	for i := range sp.Splits {
 		s := &sp.Splits[i]
-		w := uint32(s.Weight*100 + 0.5) // 0.01 % units
-		if s.Weight < 0 {
-			return nil, &EntryError{Entry: ref, Field: fmt.Sprintf("Splits[%d].Weight", i), Err: fmt.Errorf("negative weight %v", s.Weight)}
+		if !(s.Weight >= 0 && s.Weight <= 100) { // also catches NaN
+			return nil, &EntryError{Entry: ref, Field: fmt.Sprintf("Splits[%d].Weight", i), Err: fmt.Errorf("weight %v is not a percentage", s.Weight)}
 		}
+		w := uint32(s.Weight*100 + 0.5) // 0.01 % units
 		sum += w
 		if w == 0 {
 			continue // Consul drops legs without weight
