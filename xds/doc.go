@@ -51,21 +51,61 @@
 //     "?dc=<dc>" for another datacenter): listener "upstream:<id>" on
 //     LocalBindAddress (127.0.0.1 if empty):LocalBindPort; HTTP protocols →
 //     HttpConnectionManager with RDS over ADS for route configuration
-//     "<id>" (virtual host "<id>", domains ["*"], prefix "/" → the target's
-//     cluster), tcp → tcp_proxy to the target's cluster.
-//   - per target (service, subset, datacenter) an EDS cluster over ADS
-//     named as Target.ClusterName documents ("<service>.default.<dc>.internal",
-//     later "<subset>.<service>.default.<dc>.internal"), connect_timeout 5 s,
-//     HTTP/2 protocol options for http2/grpc; and its ClusterLoadAssignment:
-//     the service's sidecars if it has any, else its own instances.
+//     "<id>" (virtual host "<id>", domains ["*"], the discovery chain's
+//     routes), tcp → tcp_proxy to the chain's single target's cluster.
+//   - per target (service, subset, datacenter) the chains reach, an EDS
+//     cluster over ADS named as Target.ClusterName documents
+//     ("<service>.default.<dc>.internal", "<subset>.<service>.default.<dc>.internal")
+//     and its ClusterLoadAssignment: the service's sidecars if it has any,
+//     else its own instances, filtered by the subset, then the failover
+//     targets' at priorities 1, 2, ...
+//
+// # Config entries: the discovery chain (chain.go)
+//
+// As Consul composes it: an upstream's service-router (HTTP protocols and
+// the local datacenter only) gives routes in order, then the default route
+// "/"; a destination without a subset goes to the service's
+// service-splitter if it has one (weighted_clusters, total_weight 10000,
+// 0.01 %; nested splitters multiply), else to the service-resolver, which
+// applies Redirect, DefaultSubset, the subset's Filter (package
+// xds/filter) and OnlyPassing, and Failover (as priorities). The route
+// action carries PrefixRewrite, RequestTimeout (else the resolver's),
+// IdleTimeout, a retry policy (Consul's mapping, plus by default the
+// previous_hosts predicate with 3 host selection attempts), header changes
+// and, for ring_hash/maglev, the resolver's hash policies. A target's
+// cluster takes ConnectTimeout (UpstreamConfig's ConnectTimeoutMs, else the
+// resolver's, else 5 s), LoadBalancer, and from the proxy's own
+// service-defaults UpstreamConfig (Defaults, then the Overrides entry named
+// like the target service) Limits → circuit_breakers and
+// PassiveHealthCheck → outlier_detection (always present, as Consul does,
+// so Envoy's defaults apply when unset). Extension keys (extensions.go,
+// "consulate_*" in an entry's Meta or the proxy-defaults Config) add retry
+// back-off, per-try timeout, previous-hosts, retry budget, gateway-failure,
+// success-rate and failure-percentage ejection, max ejection time and the
+// panic threshold. The README's "Policy: Consul config entries" lists
+// every field and key.
+//
+// An entry we cannot apply (weights not summing to 100, an RE2 error, a
+// filter we cannot evaluate, a subset that does not exist, an unknown or
+// misplaced extension key, a bad value, a redirect or splitter loop, a
+// route to a service of another protocol) fails the translation of every
+// consumer whose chains use it with an error wrapping *EntryError (entry
+// kind/name and field): nothing is pushed half-applied, and the caller
+// keeps the consumer's last good resources.
 //
 // # Proxyless gRPC resources (ForProxyless)
 //
 // Per service that has instances and is not a connect-proxy: API listener
 // "<service>" (HttpConnectionManager, RDS over ADS, http_filters [router]),
 // route configuration "<service>" (one virtual host, domains "<service>"
-// and "<service>:*", prefix "/" → cluster), EDS cluster named like a
-// sidecar's target cluster, whose endpoints are the service's own instances.
+// and "<service>:*", the service's discovery chain as for sidecars), and
+// the EDS cluster of every target reached, whose endpoints are the
+// target's own instances. What grpc-go v1.85 would NACK is translated
+// (MAGLEV → RING_HASH, RANDOM → ROUND_ROBIN, num_retries always >= 1) and
+// what it ignores is left out (route timeouts, rewrites, header changes,
+// non-gRPC retry conditions, query-parameter routes, consecutive_*
+// ejection, retry budgets, panic threshold); each is a Warning on the
+// Resources (Resources.Warnings) for the caller to log.
 //
 // # Protocol and health
 //

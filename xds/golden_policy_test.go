@@ -40,7 +40,7 @@ func apiSubsets() map[string]mesh.ResolverSubset {
 }
 
 func u32p(v uint32) *uint32 { return &v }
-func intp(v int) *int        { return &v }
+func intp(v int) *int       { return &v }
 
 // policyCases are golden scenarios for config entries; they run with the
 // sidecarCases (golden files and the sidecar decoder contract).
