@@ -1,8 +1,12 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"time"
+
+	"github.com/seed-a778acb4/consulate/sidecar/config"
 )
 
 // Breaker names one circuit breaker threshold
@@ -53,20 +57,131 @@ func (c *Cluster) TryRequest() bool { return c.Acquire() }
 // DoneRequest ends a request reserved by TryRequest.
 func (c *Cluster) DoneRequest() { c.Release() }
 
+// Acquire is TryRequest.
+func (c *Cluster) Acquire() bool {
+	st := c.state
+	if st.active.Add(1) > limit(st.breakers().MaxRequests, defaultMaxRequests) {
+		st.active.Add(-1)
+		st.overflow[BreakerRequests].Add(1)
+		return false
+	}
+	return true
+}
+
+// Release is DoneRequest.
+func (c *Cluster) Release() { c.state.active.Add(-1) }
+
 // TryRetry reserves one retry under max_retries, or, when the cluster has
 // a retry_budget, under budget_percent of the active plus pending
 // requests (at least min_retry_concurrency). false means overflow: Envoy
 // then does not retry (upstream_rq_retry_overflow) and returns the last
 // attempt's response. DoneRetry must follow a successful TryRetry, when
 // the retry attempt ends.
-func (c *Cluster) TryRetry() bool { return true }
+func (c *Cluster) TryRetry() bool {
+	st := c.state
+	if st.retries.Add(1) > st.retryLimit() {
+		st.retries.Add(-1)
+		st.overflow[BreakerRetries].Add(1)
+		return false
+	}
+	return true
+}
 
 // DoneRetry ends a retry reserved by TryRetry.
-func (c *Cluster) DoneRetry() {}
+func (c *Cluster) DoneRetry() { c.state.retries.Add(-1) }
+
+// Envoy's default thresholds (circuit_breaker.proto). A zero in the
+// config means the default: the decoder always fills these in, and a
+// hand-built config (tests) gets Envoy's behaviour.
+const (
+	defaultMaxConnections     = 1024
+	defaultMaxPendingRequests = 1024
+	defaultMaxRequests        = 1024
+	defaultMaxRetries         = 3
+)
+
+func limit(v uint32, def int64) int64 {
+	if v == 0 {
+		return def
+	}
+	return int64(v)
+}
+
+func (st *state) breakers() *config.CircuitBreakers { return st.cb.Load() }
+
+func (st *state) retryLimit() int64 {
+	cb := st.breakers()
+	if rb := cb.RetryBudget; rb != nil {
+		// Envoy: budget_percent of active requests plus pending ones,
+		// never below min_retry_concurrency.
+		n := int64(rb.BudgetPercent / 100 * float64(st.active.Load()+st.pending.Load()))
+		return max(n, int64(rb.MinRetryConcurrency))
+	}
+	return limit(cb.MaxRetries, defaultMaxRetries)
+}
+
+// acquireConn admits one new connection under max_connections. At the
+// limit the request waits as pending (max_pending_requests, else
+// overflow) until a connection of the cluster closes, for at most the
+// connect timeout — Envoy queues it until a connection is free; Go's
+// transport hands the waiting request any connection that becomes idle
+// meanwhile, and this dial then only refills the pool.
+func (st *state) acquireConn(ctx context.Context, wait time.Duration) error {
+	cb := st.breakers()
+	maxConns := limit(cb.MaxConnections, defaultMaxConnections)
+	if st.conns.Add(1) <= maxConns {
+		return nil
+	}
+	st.conns.Add(-1)
+	if st.pending.Add(1) > limit(cb.MaxPendingRequests, defaultMaxPendingRequests) {
+		st.pending.Add(-1)
+		st.overflow[BreakerPending].Add(1)
+		return &OverflowError{Cluster: st.name, Breaker: BreakerPending}
+	}
+	defer st.pending.Add(-1)
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		freed := st.freed.Load()
+		if st.conns.Add(1) <= maxConns {
+			return nil
+		}
+		st.conns.Add(-1)
+		select {
+		case <-*freed:
+		case <-timer.C:
+			st.overflow[BreakerConnections].Add(1)
+			return &OverflowError{Cluster: st.name, Breaker: BreakerConnections}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// releaseConn frees a connection slot and wakes the pending dials.
+func (st *state) releaseConn() {
+	st.conns.Add(-1)
+	if st.pending.Load() > 0 {
+		next := make(chan struct{})
+		close(*st.freed.Swap(&next))
+	}
+}
 
 // Report records the outcome of one attempt for outlier detection. The
-// proxy calls it exactly once per attempt sent to h. Lock-free.
-func (h *Host) Report(r Result) {}
+// proxy calls it exactly once per attempt sent to h. Lock-free, no
+// allocation; a no-op when the cluster has no outlier_detection.
+func (h *Host) Report(r Result) {
+	switch r.Kind {
+	case Response:
+		h.od.Response(r.Status)
+	case ConnectFailed, Reset:
+		h.od.LocalFailure(false)
+	case Timeout:
+		h.od.LocalFailure(true)
+	case LocalSuccess:
+		h.od.LocalSuccess()
+	}
+}
 
 // PickExcluding picks a host avoiding those in exclude (the previous_hosts
 // retry predicate): it re-picks up to attempts more times
@@ -74,9 +189,10 @@ func (h *Host) Report(r Result) {}
 // Envoy. Hash balancers walk to the next ring entry (ring hash) or rehash
 // (maglev) on each re-pick. nil when no host is available.
 func (c *Cluster) PickExcluding(hash uint64, hasHash bool, exclude []*Host, attempts int) *Host {
-	h := c.Pick(hash, hasHash)
-	for i := 0; i < attempts && h != nil && contains(exclude, h); i++ {
-		h = c.Pick(hash, hasHash)
+	p := c.lb.Load().picker
+	h := p.Pick(hash, hasHash)
+	for i := 1; i <= attempts && h != nil && contains(exclude, h); i++ {
+		h = pickAttempt(p, hash, hasHash, uint32(i))
 	}
 	return h
 }

@@ -1,31 +1,64 @@
 package cluster
 
 import (
+	"context"
 	"reflect"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/seed-a778acb4/consulate/sidecar/config"
+	"github.com/seed-a778acb4/consulate/sidecar/outlier"
 )
 
-// Cluster is one cluster of a snapshot: its config, its picker over the
+// Cluster is one cluster of a snapshot: its config, its balancer over the
 // available hosts, and its live state. Immutable apart from the atomics in
-// its live state.
+// its live state and the balancer, which outlier detection swaps.
 type Cluster struct {
-	cfg    *config.Cluster
-	hosts  []*Host // index-aligned with cfg.Endpoints
-	picked []bool  // whether hosts[i] is in the load-balancing set
+	cfg   *config.Cluster
+	hosts []*Host // index-aligned with cfg.Endpoints
+	lb    atomic.Pointer[balancer]
+	state *state
+}
+
+// balancer is the load-balancing set and its picker, rebuilt whenever
+// outlier detection ejects or returns a host.
+type balancer struct {
+	picked []bool // whether hosts[i] is in the load-balancing set
 	picker Picker
-	state  *state
 }
 
 // state is a cluster's live state, carried across config changes.
 type state struct {
-	active atomic.Int64 // in-flight requests (max_requests breaker)
-	hosts  map[string]*Host
+	name    string
+	cb      atomic.Pointer[config.CircuitBreakers]
+	active  atomic.Int64 // in-flight requests (max_requests)
+	pending atomic.Int64 // requests waiting for a connection slot (max_pending_requests)
+	retries atomic.Int64 // retries in flight (max_retries, retry_budget)
+	conns   atomic.Int64 // open connections to all hosts (max_connections)
+	freed   atomic.Pointer[chan struct{}]
+	// overflow counts refusals by breaker.
+	overflow [4]atomic.Uint64
+	// ejections counts enforced ejections by reason.
+	ejections [5]atomic.Uint64
+
+	// mu serializes rebuilding the balancer (config updates and the
+	// detector's goroutine); the data path never takes it.
+	mu       sync.Mutex
+	hosts    map[string]*Host
+	current  *Cluster // the newest Cluster of this state
+	detector *outlier.Detector
+	stop     context.CancelFunc
+}
+
+func newState(name string) *state {
+	st := &state{name: name, hosts: map[string]*Host{}}
+	ch := make(chan struct{})
+	st.freed.Store(&ch)
+	return st
 }
 
 // Name is the cluster name.
@@ -35,25 +68,14 @@ func (c *Cluster) Name() string { return c.cfg.Name }
 func (c *Cluster) Config() *config.Cluster { return c.cfg }
 
 // Pick chooses a host, or nil when the cluster has none available.
-func (c *Cluster) Pick(hash uint64, hasHash bool) *Host { return c.picker.Pick(hash, hasHash) }
+func (c *Cluster) Pick(hash uint64, hasHash bool) *Host { return c.lb.Load().picker.Pick(hash, hasHash) }
 
-// Acquire reserves one request under the cluster's max_requests circuit
-// breaker; false means overflow (Envoy response flag UO). Release must
-// follow a successful Acquire.
-func (c *Cluster) Acquire() bool {
-	limit := int64(c.cfg.CircuitBreakers.MaxRequests)
-	if limit == 0 {
-		limit = 1024 // Envoy's default threshold
-	}
-	if c.state.active.Add(1) > limit {
-		c.state.active.Add(-1)
-		return false
-	}
-	return true
+// rebuild recomputes the load-balancing set from the endpoints' health
+// and the hosts' ejections. Called with st.mu held.
+func (c *Cluster) rebuild() {
+	picked, picker := buildPicker(c.cfg, c.hosts)
+	c.lb.Store(&balancer{picked: picked, picker: picker})
 }
-
-// Release ends a request reserved by Acquire.
-func (c *Cluster) Release() { c.state.active.Add(-1) }
 
 // Snapshot is an immutable set of clusters by name.
 type Snapshot map[string]*Cluster
@@ -63,11 +85,23 @@ type Set struct {
 	log     *zap.Logger
 	cur     atomic.Pointer[Snapshot]
 	retired []*Host // hosts dropped by an update, closed again on Close
+	clock   outlier.Clock
+	manual  bool // tests drive the detectors themselves
+	running sync.WaitGroup
 }
 
+// Option configures a Set.
+type Option func(*Set)
+
+// WithClock sets the clock of the outlier detectors (tests).
+func WithClock(c outlier.Clock) Option { return func(s *Set) { s.clock = c } }
+
 // NewSet returns an empty set.
-func NewSet(log *zap.Logger) *Set {
+func NewSet(log *zap.Logger, opts ...Option) *Set {
 	s := &Set{log: log}
+	for _, o := range opts {
+		o(s)
+	}
 	s.cur.Store(&Snapshot{})
 	return s
 }
@@ -91,6 +125,9 @@ func (s *Set) Update(cfgs map[string]*config.Cluster) Snapshot {
 	}
 	// Close what the new snapshot no longer reaches.
 	for name, prev := range old {
+		if next[name] == nil {
+			prev.state.stopDetector()
+		}
 		kept := map[*Host]bool{}
 		if c := next[name]; c != nil {
 			for _, h := range c.hosts {
@@ -127,28 +164,95 @@ func (s *Set) pruneRetired() {
 func (s *Set) build(cfg *config.Cluster, prev *Cluster) *Cluster {
 	// Requests started on prev release on prev.state: the state object
 	// itself is carried over so the in-flight count stays exact.
-	st := &state{hosts: map[string]*Host{}}
+	st := newState(cfg.Name)
 	if prev != nil {
 		st = prev.state
 	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.cb.Store(&cfg.CircuitBreakers)
 	c := &Cluster{cfg: cfg, state: st}
 	hosts := map[string]*Host{}
+	var unique []*outlier.Host
 	for _, ep := range cfg.Endpoints {
 		h := hosts[ep.Address]
 		if h == nil {
 			h = st.hosts[ep.Address]
 			if h == nil || h.protocol != cfg.Protocol || h.timeout != connectTimeout(cfg) {
-				h = newHost(ep.Address, cfg)
+				h = newHost(ep.Address, cfg, st)
 			}
 			hosts[ep.Address] = h
+			unique = append(unique, &h.od)
 		}
 		c.hosts = append(c.hosts, h)
 	}
-	// Single writer: replacing the map is safe, readers use c.hosts.
 	st.hosts = hosts
-	c.picked, c.picker = buildPicker(cfg, c.hosts)
+	switch {
+	case cfg.OutlierDetection != nil && st.detector == nil:
+		s.startDetector(st, cfg.OutlierDetection)
+		st.detector.SetHosts(unique)
+	case cfg.OutlierDetection != nil:
+		st.detector.SetConfig(cfg.OutlierDetection)
+		st.detector.SetHosts(unique)
+	case st.detector != nil:
+		st.stopDetectorLocked()
+	}
+	st.current = c
+	c.rebuild()
 	s.log.Debug("cluster built", zap.String("cluster", cfg.Name), zap.Int("endpoints", len(c.hosts)))
 	return c
+}
+
+// startDetector creates the cluster's outlier detector and its goroutine
+// (ended by stopDetector or Close). Called with st.mu held.
+func (s *Set) startDetector(st *state, cfg *config.OutlierDetection) {
+	st.detector = outlier.New(cfg, outlier.Options{
+		Cluster: st.name, Log: s.log, Clock: s.clock,
+		OnChange: st.rebuildCurrent,
+		OnEvent: func(e outlier.Event) {
+			if e.Ejected {
+				st.ejections[e.Reason].Add(1)
+			}
+		},
+	})
+	if s.manual {
+		st.stop = func() {}
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	st.stop = cancel
+	s.running.Add(1)
+	go func() {
+		defer s.running.Done()
+		st.detector.Run(ctx)
+	}()
+}
+
+// rebuildCurrent rebuilds the newest cluster's balancer after an
+// ejection or a return (the detector's OnChange).
+func (st *state) rebuildCurrent() {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.current != nil {
+		st.current.rebuild()
+	}
+}
+
+func (st *state) stopDetector() {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.stopDetectorLocked()
+}
+
+// stopDetectorLocked ends the detector's goroutine (without waiting: it
+// may be about to take st.mu) and returns every host to service.
+func (st *state) stopDetectorLocked() {
+	if st.detector == nil {
+		return
+	}
+	st.stop()
+	st.detector.Release()
+	st.detector, st.stop = nil, nil
 }
 
 func connectTimeout(cfg *config.Cluster) time.Duration {
@@ -162,6 +266,7 @@ func connectTimeout(cfg *config.Cluster) time.Duration {
 // drained; the set must not be used afterwards.
 func (s *Set) Close() {
 	for _, c := range *s.cur.Load() {
+		c.state.stopDetector()
 		for _, h := range c.hosts {
 			h.closeIdle()
 		}
@@ -170,6 +275,7 @@ func (s *Set) Close() {
 		h.closeIdle()
 	}
 	s.retired = nil
+	s.running.Wait()
 }
 
 // HealthName is Envoy's name for an EDS health status.
@@ -203,6 +309,12 @@ type HostStatus struct {
 	TotalRequests     uint64
 	ConnectFailures   uint64
 	ActiveConnections int64
+	// Outlier detection: ejected now, ejections so far, and the last
+	// ejection's end and reason (zero when never ejected).
+	Ejected        bool
+	Ejections      uint32
+	EjectedUntil   time.Time
+	EjectionReason string
 }
 
 // Status returns every host of every cluster, sorted by cluster and
@@ -210,14 +322,20 @@ type HostStatus struct {
 func (s *Set) Status() []HostStatus {
 	var out []HostStatus
 	for _, c := range *s.cur.Load() {
+		picked := c.lb.Load().picked
 		for i, h := range c.hosts {
 			ep := c.cfg.Endpoints[i]
-			out = append(out, HostStatus{
+			hs := HostStatus{
 				Cluster: c.cfg.Name, Address: h.Address, Weight: ep.Weight, Priority: ep.Priority,
-				Health: ep.Health, Available: c.picked[i],
+				Health: ep.Health, Available: picked[i],
 				ActiveRequests: h.active.Load(), TotalRequests: h.total.Load(),
 				ConnectFailures: h.connFail.Load(), ActiveConnections: h.connections.Load(),
-			})
+				Ejected: h.od.Ejected(),
+			}
+			if e := h.od.LastEjection(); e != nil {
+				hs.Ejections, hs.EjectedUntil, hs.EjectionReason = e.Count, e.Until, e.Reason.String()
+			}
+			out = append(out, hs)
 		}
 	}
 	slices.SortFunc(out, func(a, b HostStatus) int {

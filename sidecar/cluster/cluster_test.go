@@ -269,7 +269,7 @@ func TestHostSelection(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := build(t, &config.Cluster{Name: "c", HealthyPanicThreshold: tc.panicPct, Endpoints: tc.endpoints})
 			var got []string
-			for i, ok := range c.picked {
+			for i, ok := range c.lb.Load().picked {
 				if ok {
 					got = append(got, c.hosts[i].Address)
 				}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/seed-a778acb4/consulate/sidecar/config"
+	"github.com/seed-a778acb4/consulate/sidecar/outlier"
 )
 
 // Host is one upstream endpoint's live state and connection pool. It
@@ -22,6 +23,8 @@ type Host struct {
 	transport *http.Transport
 	protocol  config.Protocol
 	timeout   time.Duration
+	st        *state // the cluster's live state (connection breaker)
+	od        outlier.Host
 
 	active      atomic.Int64  // requests in flight
 	total       atomic.Uint64 // requests started
@@ -52,8 +55,9 @@ const idleConnTimeout = 90 * time.Second
 // defaultConnectTimeout is Envoy's connect_timeout default.
 const defaultConnectTimeout = 5 * time.Second
 
-func newHost(addr string, cfg *config.Cluster) *Host {
-	h := &Host{Address: addr, protocol: cfg.Protocol, timeout: cfg.ConnectTimeout}
+func newHost(addr string, cfg *config.Cluster, st *state) *Host {
+	h := &Host{Address: addr, protocol: cfg.Protocol, st: st}
+	h.od.Address = addr
 	h.timeout = connectTimeout(cfg)
 	d := &net.Dialer{Timeout: h.timeout, KeepAlive: 30 * time.Second}
 	var protos http.Protocols
@@ -65,13 +69,7 @@ func newHost(addr string, cfg *config.Cluster) *Host {
 	}
 	h.transport = &http.Transport{
 		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			c, err := d.DialContext(ctx, network, addr)
-			if err != nil {
-				h.connFail.Add(1)
-				return nil, &ConnectError{Address: addr, Err: err}
-			}
-			h.connections.Add(1)
-			return &countedConn{Conn: c, host: h}, nil
+			return h.dial(ctx, d, network)
 		},
 		Protocols:           &protos,
 		MaxIdleConns:        0,
@@ -111,16 +109,29 @@ func (h *Host) Active() int64 { return h.active.Load() }
 func (h *Host) CountConnectFailure() { h.connFail.Add(1) }
 
 // Dial opens a raw connection (TCP proxy), counted like pooled ones.
+// It waits for the cluster's max_connections like pooled dials.
 func (h *Host) Dial(ctx context.Context) (net.Conn, error) {
-	d := net.Dialer{Timeout: h.timeout}
-	c, err := d.DialContext(ctx, "tcp", h.Address)
+	return h.dial(ctx, &net.Dialer{Timeout: h.timeout}, "tcp")
+}
+
+// dial opens a connection once the cluster's connection breaker admits it
+// (see state.acquireConn), counting it on the host and the cluster.
+func (h *Host) dial(ctx context.Context, d *net.Dialer, network string) (net.Conn, error) {
+	if err := h.st.acquireConn(ctx, h.timeout); err != nil {
+		return nil, err
+	}
+	c, err := d.DialContext(ctx, network, h.Address)
 	if err != nil {
+		h.st.releaseConn()
 		h.connFail.Add(1)
 		return nil, &ConnectError{Address: h.Address, Err: err}
 	}
 	h.connections.Add(1)
 	return &countedConn{Conn: c, host: h}, nil
 }
+
+// Ejected reports whether outlier detection ejected the host.
+func (h *Host) Ejected() bool { return h.od.Ejected() }
 
 func (h *Host) closeIdle() { h.transport.CloseIdleConnections() }
 
@@ -133,6 +144,7 @@ type countedConn struct {
 func (c *countedConn) Close() error {
 	if c.closed.CompareAndSwap(false, true) {
 		c.host.connections.Add(-1)
+		c.host.st.releaseConn()
 	}
 	return c.Conn.Close()
 }

@@ -17,6 +17,20 @@ type Picker interface {
 	Pick(hash uint64, hasHash bool) *Host
 }
 
+// attemptPicker is a picker that varies its choice for the same hash on
+// host-selection retries (Envoy's chooseHost(hash, attempt)).
+type attemptPicker interface {
+	pickAttempt(hash uint64, hasHash bool, attempt uint32) *Host
+}
+
+// pickAttempt is the attempt-th selection (0 is Pick).
+func pickAttempt(p Picker, hash uint64, hasHash bool, attempt uint32) *Host {
+	if ap, ok := p.(attemptPicker); ok && attempt > 0 {
+		return ap.pickAttempt(hash, hasHash, attempt)
+	}
+	return p.Pick(hash, hasHash)
+}
+
 type weighted struct {
 	host   *Host
 	weight uint32
@@ -276,7 +290,11 @@ func newRingHash(hosts []weighted, minSize, maxSize uint64) *ringHash {
 	return rh
 }
 
-func (p *ringHash) Pick(hash uint64, hasHash bool) *Host {
+func (p *ringHash) Pick(hash uint64, hasHash bool) *Host { return p.pickAttempt(hash, hasHash, 0) }
+
+// pickAttempt walks attempt entries further along the ring, as Envoy's
+// ring hash does on host-selection retries.
+func (p *ringHash) pickAttempt(hash uint64, hasHash bool, attempt uint32) *Host {
 	if !hasHash {
 		return p.hosts[rand.IntN(len(p.hosts))].host
 	}
@@ -290,11 +308,7 @@ func (p *ringHash) Pick(hash uint64, hasHash bool) *Host {
 			hi = mid
 		}
 	}
-	i := lo
-	if i == len(p.ring) {
-		i = 0
-	}
-	return p.ring[i].host
+	return p.ring[(lo+int(attempt))%len(p.ring)].host
 }
 
 type maglev struct {
@@ -346,6 +360,11 @@ func newMaglev(hosts []weighted, size uint64) *maglev {
 		}
 	}
 	return m
+}
+
+// pickAttempt rehashes with the attempt number on host-selection retries.
+func (p *maglev) pickAttempt(hash uint64, hasHash bool, attempt uint32) *Host {
+	return p.Pick(mix(hash+uint64(attempt)), hasHash)
 }
 
 func (p *maglev) Pick(hash uint64, hasHash bool) *Host {

@@ -21,7 +21,9 @@ type level struct {
 // priorityPicker chooses a priority level by load, then a host in it.
 type priorityPicker struct{ levels []level }
 
-func (p *priorityPicker) Pick(hash uint64, hasHash bool) *Host {
+func (p *priorityPicker) Pick(hash uint64, hasHash bool) *Host { return p.pickAttempt(hash, hasHash, 0) }
+
+func (p *priorityPicker) pickAttempt(hash uint64, hasHash bool, attempt uint32) *Host {
 	// Hash balancers choose the level from the hash too, so a key sticks.
 	var r uint32
 	if hasHash {
@@ -31,7 +33,7 @@ func (p *priorityPicker) Pick(hash uint64, hasHash bool) *Host {
 	}
 	for i := range p.levels {
 		if r < p.levels[i].upTo {
-			return p.levels[i].picker.Pick(hash, hasHash)
+			return pickAttempt(p.levels[i].picker, hash, hasHash, attempt)
 		}
 	}
 	return nil
@@ -56,7 +58,9 @@ type prioStats struct {
 //     share is below the panic threshold uses all its hosts; when every
 //     level panics, the load is split by host count;
 //   - within a level, healthy (and unknown) hosts are used, degraded ones
-//     only when none is healthy.
+//     only when none is healthy;
+//   - a host ejected by outlier detection counts as unavailable, so a
+//     panicking level uses it again, as Envoy.
 //
 // It returns, per endpoint, whether the picker may choose it.
 func buildPicker(cfg *config.Cluster, hosts []*Host) ([]bool, Picker) {
@@ -71,6 +75,9 @@ func buildPicker(cfg *config.Cluster, hosts []*Host) ([]bool, Picker) {
 			levels = append(levels, ps)
 		}
 		ps.idx = append(ps.idx, i)
+		if hosts[i].od.Ejected() {
+			continue // unavailable, as an unhealthy host (Envoy's FAILED_OUTLIER_CHECK)
+		}
 		switch ep.Health {
 		case config.HealthUnknown, config.HealthHealthy:
 			ps.healthy++
@@ -138,6 +145,7 @@ func buildPicker(cfg *config.Cluster, hosts []*Host) ([]bool, Picker) {
 			switch {
 			case ps.panic:
 				ok = true
+			case hosts[i].od.Ejected():
 			case ps.healthy > 0:
 				ok = ep.Health == config.HealthUnknown || ep.Health == config.HealthHealthy
 			default:
