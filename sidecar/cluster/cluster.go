@@ -68,7 +68,9 @@ func (c *Cluster) Name() string { return c.cfg.Name }
 func (c *Cluster) Config() *config.Cluster { return c.cfg }
 
 // Pick chooses a host, or nil when the cluster has none available.
-func (c *Cluster) Pick(hash uint64, hasHash bool) *Host { return c.lb.Load().picker.Pick(hash, hasHash) }
+func (c *Cluster) Pick(hash uint64, hasHash bool) *Host {
+	return c.lb.Load().picker.Pick(hash, hasHash)
+}
 
 // rebuild recomputes the load-balancing set from the endpoints' health
 // and the hosts' ejections. Called with st.mu held.

@@ -21,7 +21,9 @@ type level struct {
 // priorityPicker chooses a priority level by load, then a host in it.
 type priorityPicker struct{ levels []level }
 
-func (p *priorityPicker) Pick(hash uint64, hasHash bool) *Host { return p.pickAttempt(hash, hasHash, 0) }
+func (p *priorityPicker) Pick(hash uint64, hasHash bool) *Host {
+	return p.pickAttempt(hash, hasHash, 0)
+}
 
 func (p *priorityPicker) pickAttempt(hash uint64, hasHash bool, attempt uint32) *Host {
 	// Hash balancers choose the level from the hash too, so a key sticks.
