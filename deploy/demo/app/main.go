@@ -37,7 +37,7 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.StringVar(&o.name, "name", "app", "service name reported in responses")
 	fs.StringVar(&o.version, "version", "v1", "version reported in responses")
 	fs.StringVar(&o.instance, "instance", "", "instance id reported in responses (default: name)")
-	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "listen address")
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "listen address: the demo API and /healthz")
 	fs.StringVar(&o.upstream, "upstream", "", "URL to call for every request (its sidecar's outbound listener), e.g. http://127.0.0.1:9191")
 	fs.Float64Var(&o.failureRate, "failure-rate", 0, "fraction of requests answered 503, in [0, 1]")
 	if err := fs.Parse(args); err != nil {
