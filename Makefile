@@ -9,7 +9,7 @@ CONSUL_BIN ?= $(CACHE_DIR)/consul-$(CONSUL_VERSION)
 export CONSUL_BIN
 GOTEST_FLAGS ?= -race -count=1 -timeout 30m
 
-.PHONY: all build test unit consul demo bench fmt vet clean
+.PHONY: all build test unit consul demo bench bench-proxies fmt vet clean
 
 all: build
 
@@ -41,6 +41,18 @@ unit:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Data-plane comparison (bench/README.md): the sidecar against direct,
+# nginx, HAProxy and Caddy on loopback, pinned with taskset. bench/setup.sh
+# installs the peers and wrk from Debian packages (once). Results: a table
+# on stdout and bench/results/latest.json. BENCH_FLAGS passes flags, e.g.
+# BENCH_FLAGS='-rounds 5 -targets direct,sidecar,nginx'.
+bench-proxies:
+	bash bench/setup.sh
+	$(GO) build -o bin/sidecar ./sidecar
+	$(GO) build -o bin/bench-upstream ./bench/cmd/upstream
+	$(GO) build -o bin/proxybench ./bench/cmd/proxybench
+	bin/proxybench $(BENCH_FLAGS)
 
 # The whole mesh on loopback (deploy/demo): Consul, the control plane, demo
 # services with their sidecars; a story of some traffic; Ctrl-C stops it all.
