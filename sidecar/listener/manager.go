@@ -127,7 +127,7 @@ func (m *Manager) Apply(cfg *config.Config) error {
 }
 
 func (m *Manager) httpState(lc *config.Listener, snap cluster.Snapshot, tables map[string]*router.Table) *proxy.State {
-	st := &proxy.State{Listener: lc.Name, HCM: lc.HTTP, Clusters: snap}
+	st := &proxy.State{Listener: lc.Name, HCM: lc.HTTP, Clusters: snap, BufferLimit: lc.PerConnectionBufferLimitBytes}
 	switch {
 	case lc.HTTP.Inline != nil:
 		st.Routes = router.Compile(lc.HTTP.Inline)

@@ -14,11 +14,51 @@
 // each upgraded connection uses one extra goroutine that ends when either
 // side closes or Close is called.
 //
+// Retries (envoy.config.route.v3.RetryPolicy, the route's, else the
+// virtual host's; conditions, back-off and budget math in package retry):
+//   - Each attempt picks a host (previous_hosts: Cluster.PickExcluding with
+//     host_selection_retry_max_attempts), counts on it (Begin/End) and
+//     reports its outcome exactly once with Host.Report (Response with the
+//     status, ConnectFailed, Timeout or Reset) so that outlier detection
+//     sees every attempt. Downstream disconnects and stream idle timeouts
+//     say nothing about the host and are not reported.
+//   - A retriable outcome is retried after the jittered exponential
+//     back-off while num_retries last and the cluster's retry breaker
+//     (TryRetry, held until the retry's response headers) allows it. Used
+//     up: the last outcome is returned with URX added to its flags
+//     (e.g. "URX" on a forwarded 503, "UF,URX" on a local 503). Breaker
+//     full: no retry, UO added, the last outcome returned — Envoy's
+//     upstream_rq_retry_overflow; a request refused by max_requests or by
+//     max_connections/max_pending_requests (an *OverflowError from the
+//     pool) is answered 503 UO with x-envoy-overloaded: true.
+//   - The route timeout starts once the request was received and bounds
+//     every attempt and back-off (504 UT, never URX); per_try_timeout
+//     bounds one attempt and counts as a timeout, retried under 5xx,
+//     gateway-error and reset; per_try_idle_timeout ends an attempt whose
+//     upstream was silent that long (before headers: retried likewise;
+//     after: the stream is reset, UT).
+//   - Body replay: with a retry policy the request body is read into a
+//     pooled buffer of at most the listener's
+//     per_connection_buffer_limit_bytes (1 MiB default) and sent again on
+//     each attempt; a larger body streams through (what was read first,
+//     then the rest) and the request is not retried, as Envoy does when
+//     its buffer overflows. Without a policy the body streams and nothing
+//     is buffered. While a body is buffered, the stream idle timeout and a
+//     client disconnect end the read (read deadline), so a slow client
+//     cannot hold the proxy.
+//   - Not implemented (the decoder NACKs their fields): retriable_headers
+//     (so retriable-headers matches nothing), rate_limited_retry_back_off,
+//     per_request_buffer_limit_bytes, include_request_attempt_count (so no
+//     x-envoy-attempt-count). The x-envoy-retry-on, x-envoy-retry-grpc-on,
+//     x-envoy-max-retries and x-envoy-upstream-rq-per-try-timeout-ms
+//     request headers are not honoured: nothing in the config says to
+//     trust them, and an application must not widen the mesh's policy.
+//
 // Envoy semantics:
 //   - No virtual host or no route: 404, flag NR. A route naming an unknown
 //     cluster: 503 NC. No available host: 503 UH. max_requests reached:
-//     503 UO. Connect failure: 503 UF. Route timeout: 504 UT (the timeout
-//     covers the whole exchange from the start of the request). Upstream
+//     503 UO. Connect failure: 503 UF. Route timeout: 504 UT (from the end
+//     of the request, or of its buffering, to the end of the response). Upstream
 //     closed or reset before the response headers: 503 UC (HTTP/1.1) or
 //     UR (HTTP/2 stream reset). A malformed upstream response: 502 UPE.
 //     An error after the response started resets the downstream stream.

@@ -28,6 +28,9 @@ type State struct {
 	// every request then gets 404 NR.
 	Routes   *router.Table
 	Clusters cluster.Snapshot
+	// BufferLimit is the listener's per_connection_buffer_limit_bytes: the
+	// largest request body kept for a retry (0 = Envoy's 1 MiB).
+	BufferLimit uint32
 }
 
 // Handler forwards HTTP requests. See the package doc for its contract.
@@ -83,6 +86,17 @@ type exchange struct {
 	entry accesslog.Entry
 	body  *countingBody
 	idle  *idleWatch // nil without an idle timeout
+	// tryIdle is the current attempt's per_try_idle_timeout watch.
+	tryIdle *idleWatch
+	// replay is the buffered request body when retries may resend it;
+	// stream is the body when it can be sent once only (no retry policy,
+	// or larger than the buffer limit). Both nil without a body.
+	replay *replayBuffer
+	stream io.ReadCloser
+	// extraFlag is a response flag added to the one of the outcome
+	// (URX, or UO on a retry overflow).
+	extraFlag string
+	retryEnd  retryEnd
 	// setCookie is a generated hash-policy cookie for the response.
 	setCookie string
 }
@@ -143,24 +157,13 @@ func (ex *exchange) forward(vh *config.VirtualHost, rt *config.Route) {
 		ex.localReply(http.StatusServiceUnavailable, accesslog.NoClusterFound, "")
 		return
 	}
-	if !c.Acquire() {
-		// Envoy marks circuit-breaker rejections for the client.
-		ex.w.Header().Set("X-Envoy-Overloaded", "true")
-		ex.localReply(http.StatusServiceUnavailable, accesslog.UpstreamOverflow, "upstream overflow")
+	if !c.TryRequest() {
+		ex.overloaded()
 		return
 	}
-	defer c.Release()
+	defer c.DoneRequest()
 	hash, hasHash, setCookie := requestHash(a.HashPolicies, ex.r)
 	ex.setCookie = setCookie
-	host := c.Pick(hash, hasHash)
-	if host == nil {
-		ex.localReply(http.StatusServiceUnavailable, accesslog.NoHealthyUpstream, "no healthy upstream")
-		return
-	}
-	ex.entry.UpstreamHost = host.Address
-	ex.entry.Attempts = 1
-	host.Begin()
-	defer host.End()
 
 	// The idle watch is the outer context so that an upgraded connection,
 	// which outlives the route timeout, can still idle out.
@@ -173,26 +176,53 @@ func (ex *exchange) forward(vh *config.VirtualHost, rt *config.Route) {
 		ctx, ex.idle = startIdleWatch(ctx, idle)
 		defer ex.idle.stop()
 	}
+	// The virtual host's retry policy applies to routes without one.
+	p := a.RetryPolicy
+	if p == nil && vh != nil {
+		p = vh.RetryPolicy
+	}
+	if !ex.prepareBody(ctx, p) {
+		return
+	}
+	// Envoy's route timeout starts once the request was received and
+	// spans every attempt and back-off.
 	if a.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, a.Timeout)
 		defer cancel()
 	}
-	out := ex.outbound(ctx, vh, rt, wc, host)
-	sent := time.Now()
-	res, err := host.Transport().RoundTrip(out)
-	if err != nil {
-		code, flag, body := ex.classify(ctx, err)
-		ex.localReply(code, flag, body)
-		return
+	ex.attempts(ctx, c, vh, rt, wc, p, hash, hasHash)
+}
+
+// prepareBody sets up the request body: streamed when it cannot be
+// retried, buffered (up to the listener's buffer limit) when it may be.
+// false means the client was answered (or is gone).
+func (ex *exchange) prepareBody(ctx context.Context, p *config.RetryPolicy) bool {
+	r := ex.r
+	if r.Body == nil || r.Body == http.NoBody {
+		return true
 	}
-	if res.StatusCode == http.StatusSwitchingProtocols {
-		ex.upgrade(res)
-		return
+	ex.body = &countingBody{rc: r.Body, idle: ex.idle}
+	if p == nil || p.NumRetries == 0 {
+		ex.stream = ex.body
+		return true
 	}
-	// Envoy's router reports the upstream's time to headers.
-	res.Header["X-Envoy-Upstream-Service-Time"] = []string{strconv.FormatInt(time.Since(sent).Milliseconds(), 10)}
-	ex.respond(ctx, res, vh, rt, wc)
+	limit := int(ex.st.BufferLimit)
+	if limit <= 0 {
+		limit = defaultBufferLimit
+	}
+	err := ex.bufferBody(ctx, limit)
+	switch {
+	case err == nil, err == errBodyTooLarge:
+		return true
+	case idledOut(ctx):
+		ex.localReply(http.StatusRequestTimeout, accesslog.StreamIdleTimeout, "stream timeout")
+	case r.Context().Err() != nil:
+		ex.localReply(0, accesslog.DownstreamConnTermination, "")
+	default:
+		ex.localReply(http.StatusBadRequest, flagDownstreamProtocolError, "invalid request body")
+	}
+	return false
 }
 
 // classify maps an upstream error to Envoy's status and response flag.
@@ -202,7 +232,7 @@ func (ex *exchange) classify(ctx context.Context, err error) (int, string, strin
 		return 0, accesslog.DownstreamConnTermination, ""
 	case idledOut(ctx):
 		return http.StatusRequestTimeout, accesslog.StreamIdleTimeout, "stream timeout"
-	case ctx.Err() == context.DeadlineExceeded:
+	case ctx.Err() == context.DeadlineExceeded, tryIdledOut(ctx):
 		return http.StatusGatewayTimeout, accesslog.UpstreamRequestTimeout, "upstream request timeout"
 	case cluster.IsConnectError(err):
 		return http.StatusServiceUnavailable, accesslog.UpstreamConnectionFailure,
@@ -270,6 +300,19 @@ func (ex *exchange) finish() {
 	if ex.body != nil {
 		e.BytesReceived = ex.body.n.Load()
 	}
+	if ex.replay != nil {
+		ex.replay.release()
+	}
+	if pb, ok := ex.stream.(*prefixedBody); ok {
+		pb.Close() // in case no attempt took it
+	}
+	if ex.extraFlag != "" {
+		if e.Flags == "" {
+			e.Flags = ex.extraFlag
+		} else {
+			e.Flags += "," + ex.extraFlag
+		}
+	}
 	if m := ex.h.metrics; m != nil {
 		name := e.UpstreamCluster
 		if name == "" {
@@ -278,6 +321,9 @@ func (ex *exchange) finish() {
 		cm := m.cluster(name)
 		cm.count(e.Status)
 		cm.latency.Observe(e.Duration.Seconds())
+		if e.Attempts > 1 || ex.retryEnd != retryNone {
+			cm.countRetries(e.Attempts-1, ex.retryEnd)
+		}
 	}
 	if !ex.h.access.Enabled() {
 		return

@@ -12,6 +12,10 @@ import (
 // stream_idle_timeout; response flag SI).
 var errStreamIdle = errors.New("stream idle timeout")
 
+// errPerTryIdle is the cancel cause when one attempt saw no upstream
+// activity for the retry policy's per_try_idle_timeout (response flag UT).
+var errPerTryIdle = errors.New("per-try idle timeout")
+
 // idleWatch cancels a request's context when neither the request body nor
 // the response moved for d. Activity is one atomic store; the timer re-arms
 // itself for the remaining time instead of being reset per chunk.
@@ -21,11 +25,16 @@ type idleWatch struct {
 	last   atomic.Int64 // unix nanos of the last activity
 	timer  *time.Timer
 	cancel context.CancelCauseFunc
+	cause  error
 }
 
 func startIdleWatch(ctx context.Context, d time.Duration) (context.Context, *idleWatch) {
+	return startWatch(ctx, d, errStreamIdle)
+}
+
+func startWatch(ctx context.Context, d time.Duration, cause error) (context.Context, *idleWatch) {
 	ctx, cancel := context.WithCancelCause(ctx)
-	w := &idleWatch{ctx: ctx, d: d, cancel: cancel}
+	w := &idleWatch{ctx: ctx, d: d, cancel: cancel, cause: cause}
 	w.touch()
 	w.timer = time.AfterFunc(d, w.fire)
 	return ctx, w
@@ -42,7 +51,7 @@ func (w *idleWatch) fire() {
 		w.timer.Reset(rest)
 		return
 	}
-	w.cancel(errStreamIdle)
+	w.cancel(w.cause)
 }
 
 func (w *idleWatch) stop() {
@@ -53,3 +62,6 @@ func (w *idleWatch) stop() {
 }
 
 func idledOut(ctx context.Context) bool { return context.Cause(ctx) == errStreamIdle }
+
+// tryIdledOut: the attempt's per_try_idle_timeout fired.
+func tryIdledOut(ctx context.Context) bool { return context.Cause(ctx) == errPerTryIdle }

@@ -14,6 +14,8 @@ type Metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	active   *prometheus.GaugeVec
+	retries  *prometheus.CounterVec
+	retryEnd *prometheus.CounterVec
 
 	clusters sync.Map // cluster name → *clusterMetrics
 }
@@ -34,8 +36,17 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: "consulate", Subsystem: "sidecar", Name: "downstream_connections_active",
 			Help: "Open downstream connections, by listener.",
 		}, []string{"listener"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "consulate", Subsystem: "sidecar", Name: "upstream_retries_total",
+			Help: "Retry attempts sent (Envoy's upstream_rq_retry), by upstream cluster.",
+		}, []string{"cluster"}),
+		retryEnd: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "consulate", Subsystem: "sidecar", Name: "upstream_retry_outcomes_total",
+			Help: "Requests that needed a retry, by upstream cluster and how retrying ended: success (upstream_rq_retry_success), " +
+				"limit_exceeded (URX, upstream_rq_retry_limit_exceeded) or overflow (UO, upstream_rq_retry_overflow).",
+		}, []string{"cluster", "outcome"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.active} {
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.active, m.retries, m.retryEnd} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register sidecar metrics: %w", err)
 		}
@@ -73,6 +84,24 @@ func (cm *clusterMetrics) count(code int) {
 		p = &c
 	}
 	(*p).Inc()
+}
+
+// countRetries counts n retries and how retrying ended. Only requests
+// that needed a retry get here, so the label lookups stay off the common
+// path.
+func (cm *clusterMetrics) countRetries(n int, end retryEnd) {
+	m := cm.parent
+	if n > 0 {
+		m.retries.WithLabelValues(cm.name).Add(float64(n))
+	}
+	switch end {
+	case retrySuccess:
+		m.retryEnd.WithLabelValues(cm.name, "success").Inc()
+	case retryExhausted:
+		m.retryEnd.WithLabelValues(cm.name, "limit_exceeded").Inc()
+	case retryOverflow:
+		m.retryEnd.WithLabelValues(cm.name, "overflow").Inc()
+	}
 }
 
 // Connections returns the active-connections gauge of a listener.

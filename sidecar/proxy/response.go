@@ -42,7 +42,7 @@ func (ex *exchange) respond(ctx context.Context, res *http.Response, vh *config.
 			return
 		case idledOut(ctx):
 			ex.entry.Flags = accesslog.StreamIdleTimeout
-		case ctx.Err() == context.DeadlineExceeded:
+		case ctx.Err() == context.DeadlineExceeded, tryIdledOut(ctx):
 			ex.entry.Flags = accesslog.UpstreamRequestTimeout
 		case isStreamReset(err):
 			ex.entry.Flags = accesslog.UpstreamRemoteReset
@@ -72,6 +72,7 @@ func (ex *exchange) copyBody(res *http.Response) error {
 		n, rerr := res.Body.Read(buf)
 		if n > 0 {
 			ex.idle.touch()
+			ex.tryIdle.touch()
 			wn, werr := ex.w.Write(buf[:n])
 			ex.entry.BytesSent += int64(wn)
 			if werr != nil {

@@ -146,16 +146,21 @@ func (ex *exchange) outbound(ctx context.Context, vh *config.VirtualHost, rt *co
 	}
 	id := out.Header.Get("X-Request-Id")
 	if id == "" && hcm.GenerateRequestID {
-		id = newRequestID()
+		// One id for every attempt of the request.
+		if id = ex.entry.RequestID; id == "" {
+			id = newRequestID()
+		}
 		out.Header["X-Request-Id"] = []string{id}
 	}
 	ex.entry.RequestID = id
 	ex.mutateRequest(out.Header, vh, rt, wc)
-	if r.Body == nil || r.Body == http.NoBody {
+	switch {
+	case ex.replay != nil:
+		out.Body = ex.replay.reader()
+	case ex.stream != nil:
+		out.Body = ex.stream
+	default:
 		out.Body, out.ContentLength = nil, 0
-	} else {
-		ex.body = &countingBody{rc: r.Body, idle: ex.idle}
-		out.Body = ex.body
 	}
 	return out
 }
