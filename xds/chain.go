@@ -227,31 +227,15 @@ func mergeSplits(in []chainSplit) []chainSplit {
 
 // resolve applies service's resolver to (service, subset) in dc.
 func (c *chainCompiler) resolve(service, subset, dc string, from *mesh.EntryRef, field string, proto Protocol) (*resolvedTarget, error) {
-	for hop := 0; ; hop++ {
-		r := c.snap.Config.Resolvers[service]
-		if r == nil || r.Redirect == nil {
-			break
-		}
-		ref := mesh.EntryRef{Kind: mesh.KindServiceResolver, Name: service}
-		if hop >= maxChainDepth {
-			return nil, &EntryError{Entry: ref, Field: "Redirect", Err: fmt.Errorf("redirects chain deeper than %d (a loop?)", maxChainDepth)}
-		}
-		rd := r.Redirect
-		next := orDefault(rd.Service, service)
-		if next == service && rd.ServiceSubset == subset && (rd.Datacenter == "" || rd.Datacenter == dc) {
-			return nil, &EntryError{Entry: ref, Field: "Redirect", Err: fmt.Errorf("redirects to itself")}
-		}
-		service, subset, dc = next, rd.ServiceSubset, orDefault(rd.Datacenter, dc)
-		from, field = &ref, "Redirect"
+	service, subset, dc, from, field, err := c.redirect(service, subset, dc, from, field)
+	if err != nil {
+		return nil, err
 	}
 	sel, r, err := c.selector(service, subset, dc, from, field)
 	if err != nil {
 		return nil, err
 	}
 	name := sel.target.ClusterName()
-	if t := c.targets[name]; t != nil {
-		return t, nil
-	}
 	tproto, err := serviceProtocol(&c.snap.Config, service)
 	if err != nil {
 		return nil, err
@@ -265,6 +249,9 @@ func (c *chainCompiler) resolve(service, subset, dc string, from *mesh.EntryRef,
 			"target %s speaks %s but the chain it is reached from speaks %s (set the same protocol in both services' service-defaults)",
 			name, tproto, proto)}
 	}
+	if t := c.targets[name]; t != nil {
+		return t, nil
+	}
 	t := &resolvedTarget{endpointSelector: sel, protocol: tproto, resolver: r}
 	if r != nil {
 		if t.failover, err = c.failover(r, sel); err != nil {
@@ -273,6 +260,28 @@ func (c *chainCompiler) resolve(service, subset, dc string, from *mesh.EntryRef,
 	}
 	c.targets[name] = t
 	return t, nil
+}
+
+// redirect follows resolver Redirects (Consul: a redirect is applied
+// before anything else of the resolver, failover targets included).
+func (c *chainCompiler) redirect(service, subset, dc string, from *mesh.EntryRef, field string) (string, string, string, *mesh.EntryRef, string, error) {
+	for hop := 0; ; hop++ {
+		r := c.snap.Config.Resolvers[service]
+		if r == nil || r.Redirect == nil {
+			return service, subset, dc, from, field, nil
+		}
+		ref := mesh.EntryRef{Kind: mesh.KindServiceResolver, Name: service}
+		if hop >= maxChainDepth {
+			return "", "", "", nil, "", &EntryError{Entry: ref, Field: "Redirect", Err: fmt.Errorf("redirects chain deeper than %d (a loop?)", maxChainDepth)}
+		}
+		rd := r.Redirect
+		next := orDefault(rd.Service, service)
+		if next == service && rd.ServiceSubset == subset && (rd.Datacenter == "" || rd.Datacenter == dc) {
+			return "", "", "", nil, "", &EntryError{Entry: ref, Field: "Redirect", Err: fmt.Errorf("redirects to itself")}
+		}
+		service, subset, dc = next, rd.ServiceSubset, orDefault(rd.Datacenter, dc)
+		from, field = &ref, "Redirect"
+	}
 }
 
 // selector applies DefaultSubset and the subset's filter.
@@ -344,7 +353,11 @@ func (c *chainCompiler) failover(r *mesh.ServiceResolver, primary endpointSelect
 	}
 	var out []endpointSelector
 	for _, w := range wanted {
-		sel, _, err := c.selector(w.Service, w.Subset, w.Datacenter, ref, field)
+		svc, subset, dc, from, ffield, err := c.redirect(w.Service, w.Subset, w.Datacenter, ref, field)
+		if err != nil {
+			return nil, err
+		}
+		sel, _, err := c.selector(svc, subset, dc, from, ffield)
 		if err != nil {
 			return nil, err
 		}

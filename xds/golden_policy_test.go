@@ -134,6 +134,18 @@ var policyCases = []sidecarCase{
 		},
 	},
 	{
+		name: "policy_resolver_failover_through_redirect",
+		change: func(s *mesh.Snapshot) {
+			// api fails over to api-old, whose resolver redirects to
+			// api-canary (Consul applies redirects to failover targets).
+			policyMesh(s, "http")
+			s.Config.Resolvers = map[string]*mesh.ServiceResolver{
+				"api":     {Name: "api", Failover: map[string]mesh.ResolverFailover{"*": {Service: "api-old"}}},
+				"api-old": {Name: "api-old", Redirect: &mesh.ResolverRedirect{Service: "api-canary"}},
+			}
+		},
+	},
+	{
 		name: "policy_resolver_redirect",
 		change: func(s *mesh.Snapshot) {
 			policyMesh(s, "http")
