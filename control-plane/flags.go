@@ -16,6 +16,7 @@ type config struct {
 	LogLevel   string
 	LogFormat  string
 	Debounce   time.Duration
+	Coalesce   time.Duration
 	Shutdown   time.Duration
 }
 
@@ -60,7 +61,14 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (confi
 		fs.DurationVar(p, name, def, usage+" (env "+envName(name)+")")
 		return nil
 	}
-	if err := dur(&c.Debounce, "debounce", 50*time.Millisecond, "quiet time after a mesh change before proxies are rebuilt"); err != nil {
+	// Discovery already coalesces Consul's changes (one model per window),
+	// and a rebuild translates only the proxies a change concerns, so both
+	// windows are short: together they are the floor of change-to-proxy
+	// latency (see "Control-plane scale" in the top README).
+	if err := dur(&c.Debounce, "debounce", 10*time.Millisecond, "quiet time after a mesh change before proxies are rebuilt"); err != nil {
+		return c, err
+	}
+	if err := dur(&c.Coalesce, "coalesce", 50*time.Millisecond, "window batching Consul changes into one mesh model (also spaces each blocking query)"); err != nil {
 		return c, err
 	}
 	if err := dur(&c.Shutdown, "shutdown-grace", 5*time.Second, "graceful stop bound on SIGTERM/SIGINT before streams are cut"); err != nil {

@@ -10,7 +10,7 @@ import (
 
 func TestParseFlags(t *testing.T) {
 	defaults := config{ConsulAddr: "127.0.0.1:8500", XDSAddr: "127.0.0.1:18000", AdminAddr: "127.0.0.1:19000",
-		LogLevel: "info", LogFormat: "json", Debounce: 50 * time.Millisecond, Shutdown: 5 * time.Second}
+		LogLevel: "info", LogFormat: "json", Debounce: 10 * time.Millisecond, Coalesce: 50 * time.Millisecond, Shutdown: 5 * time.Second}
 	tests := []struct {
 		name    string
 		args    []string
@@ -26,9 +26,9 @@ func TestParseFlags(t *testing.T) {
 		{name: "flag beats env", args: []string{"-xds-addr", "127.0.0.1:1"}, env: map[string]string{"CONSULATE_XDS_ADDR": "127.0.0.1:2"},
 			want: func(c config) config { c.XDSAddr = "127.0.0.1:1"; return c }},
 		{name: "every env var", env: map[string]string{"CONSULATE_ADMIN_ADDR": "x:1", "CONSULATE_LOG_LEVEL": "debug",
-			"CONSULATE_LOG_FORMAT": "console", "CONSULATE_DEBOUNCE": "1s", "CONSULATE_SHUTDOWN_GRACE": "3s"},
+			"CONSULATE_LOG_FORMAT": "console", "CONSULATE_DEBOUNCE": "1s", "CONSULATE_COALESCE": "2s", "CONSULATE_SHUTDOWN_GRACE": "3s"},
 			want: func(c config) config {
-				c.AdminAddr, c.LogLevel, c.LogFormat, c.Debounce, c.Shutdown = "x:1", "debug", "console", time.Second, 3*time.Second
+				c.AdminAddr, c.LogLevel, c.LogFormat, c.Debounce, c.Coalesce, c.Shutdown = "x:1", "debug", "console", time.Second, 2*time.Second, 3*time.Second
 				return c
 			}},
 		{name: "bad log format", args: []string{"-log-format", "xml"}, wantErr: true},
