@@ -46,12 +46,14 @@ bench:
 # nginx, HAProxy and Caddy on loopback, pinned with taskset. bench/setup.sh
 # installs the peers and wrk from Debian packages (once). Results: a table
 # on stdout and bench/results/latest.json. BENCH_FLAGS passes flags, e.g.
-# BENCH_FLAGS='-rounds 5 -targets direct,sidecar,nginx'.
+# BENCH_FLAGS='-rounds 5 -targets direct,sidecar,nginx'; BENCH_FLAGS='-profile
+# bench/results/profile' profiles the sidecar's data path instead.
 bench-proxies:
 	bash bench/setup.sh
 	$(GO) build -o bin/sidecar ./sidecar
 	$(GO) build -o bin/bench-upstream ./bench/cmd/upstream
 	$(GO) build -o bin/proxybench ./bench/cmd/proxybench
+	$(GO) build -o bin/sidecarprof ./bench/cmd/sidecarprof
 	bin/proxybench $(BENCH_FLAGS)
 
 # The whole mesh on loopback (deploy/demo): Consul, the control plane, demo

@@ -24,6 +24,10 @@
 // -rate for -rate-duration (p50/p90/p99). Finally a sidecar with -many
 // routes and clusters is started to read its RSS. A table goes to stdout
 // and everything to -out as JSON.
+//
+// With -profile DIR it profiles instead: bench/cmd/sidecarprof (the
+// sidecar's data path with pprof on) under wrk, pinned the same way, and
+// reports CPU time, allocations and bytes per request.
 package main
 
 import (
@@ -56,6 +60,10 @@ type settings struct {
 	Out          string        `json:"-"`
 	LogDir       string        `json:"-"`
 	SidecarLogs  bool          `json:"-"`
+	Profile      string        `json:"-"`
+	ProfBin      string        `json:"-"`
+	ProfLevel    string        `json:"-"`
+	ProfMemRate  int           `json:"-"`
 }
 
 const allTargets = "direct,sidecar,sidecar-2hop,sidecar-quiet,nginx,haproxy,caddy,grpc-direct,grpc-sidecar"
@@ -79,6 +87,10 @@ func main() {
 	flag.StringVar(&s.Out, "out", "bench/results/latest.json", "JSON results file")
 	flag.StringVar(&s.LogDir, "log-dir", "", "keep configs and logs here (default: a temp dir, removed)")
 	flag.BoolVar(&s.SidecarLogs, "sidecar-logs", false, "write sidecar logs (access log included) to files in -log-dir instead of discarding them")
+	flag.StringVar(&s.Profile, "profile", "", "instead of the comparison, profile the sidecar's data path (bin/sidecarprof) under wrk and write cpu.pprof, allocs.pprof and profile.json here")
+	flag.StringVar(&s.ProfBin, "sidecarprof", "bin/sidecarprof", "profiling binary (bench/cmd/sidecarprof) for -profile")
+	flag.StringVar(&s.ProfLevel, "profile-log-level", "info", "sidecar log level for -profile (info: access log on)")
+	flag.IntVar(&s.ProfMemRate, "profile-memprofilerate", 0, "runtime.MemProfileRate for -profile (0: Go's default; 4096 for a fine allocs.pprof, which inflates CPU)")
 	flag.Parse()
 	s.Targets = strings.Split(targets, ",")
 	if s.Rounds < 1 || s.Duration < time.Second || s.Rate < 1 {
@@ -88,7 +100,13 @@ func main() {
 	pinSelf(s.GenCPU)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if err := run(ctx, s); err != nil {
+	var err error
+	if s.Profile != "" {
+		err = runProfile(ctx, s, s.ProfBin, s.Profile, s.ProfLevel)
+	} else {
+		err = run(ctx, s)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "proxybench:", err)
 		os.Exit(1)
 	}
