@@ -106,11 +106,17 @@ func (ex *exchange) attempts(ctx context.Context, c *cluster.Cluster, vh *config
 			}
 			continue
 		}
-		defer host.End()
-		defer ex.stopTry(cancel)
-		ex.deliver(actx, res, err, vh, rt, wc, sent)
+		ex.final(host, cancel, actx, res, err, vh, rt, wc, sent)
 		return
 	}
+}
+
+// final delivers the last attempt and then ends it (a function of its own
+// so that its defers are not in attempts' loop, where they would allocate).
+func (ex *exchange) final(host *cluster.Host, cancel context.CancelFunc, ctx context.Context, res *http.Response, err error, vh *config.VirtualHost, rt *config.Route, wc *config.WeightedCluster, sent time.Time) {
+	defer host.End()
+	defer ex.stopTry(cancel)
+	ex.deliver(ctx, res, err, vh, rt, wc, sent)
 }
 
 // deliver answers the client with the final attempt's outcome.
