@@ -12,6 +12,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,6 +36,7 @@ type Status interface {
 //	/readyz   200 once the first Consul snapshot is built, 503 before
 //	/status   JSON {"ready": bool, "proxies": [server.ProxyStatus...]}
 //	/metrics  Prometheus exposition of gatherer
+//	/debug/pprof/...  Go's profiles (the admin address is loopback by default)
 func Handler(st Status, gatherer prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -57,6 +59,9 @@ func Handler(st Status, gatherer prometheus.Gatherer) http.Handler {
 		_ = enc.Encode(Report{Ready: st.Ready(), Proxies: st.Status()})
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	return mux
 }
 

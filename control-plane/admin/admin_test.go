@@ -90,4 +90,10 @@ func TestHandler(t *testing.T) {
 			}
 		}
 	})
+	t.Run("pprof heap", func(t *testing.T) {
+		code, body := get("/debug/pprof/heap?debug=1")
+		if code != 200 || !strings.Contains(body, "heap profile") {
+			t.Errorf("code %d, body starts %.40q", code, body)
+		}
+	})
 }
