@@ -139,6 +139,7 @@ func decodeEntry(ref mesh.EntryRef, raw RawEntry) *decodedEntry {
 	default:
 		ee.add("Kind", fmt.Errorf("unsupported config entry kind %q", generic.GetKind()))
 	}
+	checkExtensions(d, ee)
 	if generic.GetKind() != string(ref.Kind) {
 		ee.add("Kind", fmt.Errorf("entry of kind %q listed under %q", generic.GetKind(), ref.Kind))
 	}

@@ -158,7 +158,7 @@ func (c *chainCompiler) node(service, subset, dc string, from *mesh.EntryRef, fi
 	}
 	// No extension key applies to a splitter; a consulate_ key in its Meta
 	// is a mistake to report, not to ignore.
-	if _, err := parseExt(scopeRoute, extSource{entry: ref, field: "Meta", values: sp.Meta}); err != nil {
+	if _, err := parseExt(mesh.ScopeRoute, extSource{entry: ref, field: "Meta", values: sp.Meta}); err != nil {
 		return nil, err
 	}
 	var sum uint32

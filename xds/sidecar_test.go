@@ -122,7 +122,7 @@ func TestForSidecarErrors(t *testing.T) {
 			change: func(s *mesh.Snapshot) {
 				s.Config.ServiceDefaults["api"] = &mesh.ServiceDefaults{Name: "api", Meta: map[string]string{IncludeWarningKey: "sometimes"}}
 			},
-			wantErr: []string{"endpoints for web-1-sidecar-proxy", "service-defaults/api", IncludeWarningKey},
+			wantErr: []string{"clusters for web-1-sidecar-proxy", "service-defaults/api", IncludeWarningKey},
 		},
 		{
 			name:    "proxy Config bind_port that is not a number",

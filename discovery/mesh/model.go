@@ -1,6 +1,13 @@
 package mesh
 
-import "time"
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
 
 // Snapshot is one consistent view of the mesh.
 type Snapshot struct {
@@ -376,4 +383,161 @@ type CookieConfig struct {
 	Session bool
 	TTL     time.Duration
 	Path    string
+}
+
+// Extension keys: what users need beyond Consul's fields, set in a config
+// entry's Meta (or the global proxy-defaults Config), documented in the
+// README ("Policy: Consul config entries"). Every key starts with
+// ExtensionKeyPrefix; discovery refuses an entry with an unknown or
+// misplaced key or a bad value (like any entry that does not decode), and
+// package xds reads them.
+const ExtensionKeyPrefix = "consulate_"
+
+// ExtensionScope says what an extension key shapes, and so which entries
+// may set it.
+type ExtensionScope string
+
+const (
+	// ScopeRoute keys shape retry policies: service-router Meta,
+	// proxy-defaults Config.
+	ScopeRoute ExtensionScope = "route"
+	// ScopeCluster keys shape a target's cluster: service-resolver Meta,
+	// service-defaults Meta, proxy-defaults Config.
+	ScopeCluster ExtensionScope = "cluster"
+	// ScopeEndpoints keys shape load assignments: service-defaults Meta,
+	// proxy-defaults Config.
+	ScopeEndpoints ExtensionScope = "endpoints"
+)
+
+// ExtensionValueKind is the type of an extension key's value.
+type ExtensionValueKind string
+
+const (
+	ExtDuration   ExtensionValueKind = "duration"    // time.ParseDuration, > 0
+	ExtBool       ExtensionValueKind = "bool"        // strconv.ParseBool
+	ExtUint       ExtensionValueKind = "uint"        // whole number >= 0
+	ExtPercent    ExtensionValueKind = "percent"     // number 0-100
+	ExtPercentInt ExtensionValueKind = "percent-int" // whole number 0-100
+)
+
+// ExtensionKey describes one extension key.
+type ExtensionKey struct {
+	Scope ExtensionScope
+	Kind  ExtensionValueKind
+}
+
+// extensionKeys is every extension key.
+var extensionKeys = map[string]ExtensionKey{
+	"consulate_retry_backoff_base":                    {ScopeRoute, ExtDuration},
+	"consulate_retry_backoff_max":                     {ScopeRoute, ExtDuration},
+	"consulate_retry_per_try_timeout":                 {ScopeRoute, ExtDuration},
+	"consulate_retry_previous_hosts":                  {ScopeRoute, ExtBool},
+	"consulate_retry_host_selection_max_attempts":     {ScopeRoute, ExtUint},
+	"consulate_retry_budget_percent":                  {ScopeCluster, ExtPercent},
+	"consulate_retry_budget_min_concurrency":          {ScopeCluster, ExtUint},
+	"consulate_consecutive_gateway_failure":           {ScopeCluster, ExtUint},
+	"consulate_enforcing_consecutive_gateway_failure": {ScopeCluster, ExtPercentInt},
+	"consulate_success_rate_minimum_hosts":            {ScopeCluster, ExtUint},
+	"consulate_success_rate_request_volume":           {ScopeCluster, ExtUint},
+	"consulate_success_rate_stdev_factor":             {ScopeCluster, ExtUint},
+	"consulate_enforcing_success_rate":                {ScopeCluster, ExtPercentInt},
+	"consulate_failure_percentage_threshold":          {ScopeCluster, ExtPercentInt},
+	"consulate_enforcing_failure_percentage":          {ScopeCluster, ExtPercentInt},
+	"consulate_failure_percentage_minimum_hosts":      {ScopeCluster, ExtUint},
+	"consulate_failure_percentage_request_volume":     {ScopeCluster, ExtUint},
+	"consulate_max_ejection_time":                     {ScopeCluster, ExtDuration},
+	"consulate_healthy_panic_threshold":               {ScopeCluster, ExtPercent},
+	"consulate_include_warning":                       {ScopeEndpoints, ExtBool},
+}
+
+// LookupExtensionKey returns the description of an extension key.
+func LookupExtensionKey(name string) (ExtensionKey, bool) {
+	k, ok := extensionKeys[name]
+	return k, ok
+}
+
+// ExtensionScopes are the scopes of the keys an entry kind may set (in its
+// Meta; proxy-defaults in its Config).
+func ExtensionScopes(kind EntryKind) []ExtensionScope {
+	switch kind {
+	case KindProxyDefaults:
+		return []ExtensionScope{ScopeRoute, ScopeCluster, ScopeEndpoints}
+	case KindServiceRouter:
+		return []ExtensionScope{ScopeRoute}
+	case KindServiceResolver:
+		return []ExtensionScope{ScopeCluster}
+	case KindServiceDefaults:
+		return []ExtensionScope{ScopeCluster, ScopeEndpoints}
+	}
+	return nil
+}
+
+// ExtensionValue is a parsed extension key value; the field of its kind is
+// set.
+type ExtensionValue struct {
+	Duration time.Duration
+	Bool     bool
+	Uint     uint32
+	Percent  float64
+}
+
+// ParseExtensionValue parses s as kind; the error says what was expected.
+func ParseExtensionValue(kind ExtensionValueKind, s string) (ExtensionValue, error) {
+	s = strings.TrimSpace(s)
+	switch kind {
+	case ExtDuration:
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			return ExtensionValue{}, fmt.Errorf("%q is not a positive duration such as 250ms", s)
+		}
+		return ExtensionValue{Duration: d}, nil
+	case ExtBool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return ExtensionValue{}, fmt.Errorf("%q is not true or false", s)
+		}
+		return ExtensionValue{Bool: b}, nil
+	case ExtUint, ExtPercentInt:
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil || f < 0 || f != math.Trunc(f) || f > math.MaxUint32 {
+			return ExtensionValue{}, fmt.Errorf("%q is not a non-negative whole number", s)
+		}
+		if kind == ExtPercentInt && f > 100 {
+			return ExtensionValue{}, fmt.Errorf("%q is not a percentage (0-100)", s)
+		}
+		return ExtensionValue{Uint: uint32(f)}, nil
+	case ExtPercent:
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil || !(f >= 0 && f <= 100) {
+			return ExtensionValue{}, fmt.Errorf("%q is not a percentage (0-100)", s)
+		}
+		return ExtensionValue{Percent: f}, nil
+	}
+	return ExtensionValue{}, fmt.Errorf("unknown value kind %q", kind)
+}
+
+// CheckExtensionKeys checks every key with ExtensionKeyPrefix in values (an
+// entry's Meta, or the proxy-defaults Config): known, allowed for kind,
+// well-formed. It returns the offending key and the problem, or "" and nil.
+func CheckExtensionKeys(kind EntryKind, values map[string]string) (string, error) {
+	keys := make([]string, 0, len(values))
+	for k := range values {
+		if strings.HasPrefix(k, ExtensionKeyPrefix) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		spec, ok := extensionKeys[k]
+		if !ok {
+			return k, fmt.Errorf("unknown extension key (see the README's \"Policy: Consul config entries\")")
+		}
+		if !slices.Contains(ExtensionScopes(kind), spec.Scope) {
+			return k, fmt.Errorf("this key does not apply to a %s entry", kind)
+		}
+		if _, err := ParseExtensionValue(spec.Kind, values[k]); err != nil {
+			return k, err
+		}
+	}
+	return "", nil
 }
