@@ -1,13 +1,19 @@
 package cluster
 
 import (
+	"fmt"
 	"testing"
 
+	"go.uber.org/zap"
+
 	"github.com/seed-a778acb4/consulate/sidecar/config"
+	"github.com/seed-a778acb4/consulate/sidecar/outlier"
 )
 
 // BenchmarkPick measures one pick per load balancer over 16 hosts with
-// mixed weights (hash LBs get a precomputed request hash).
+// mixed weights (hash LBs get a precomputed request hash). The
+// <lb>_outlier variants run with outlier detection on and one host
+// ejected: ejection rebuilds the balancer, so a pick costs the same.
 func BenchmarkPick(b *testing.B) {
 	for _, tc := range []struct {
 		name string
@@ -19,21 +25,116 @@ func BenchmarkPick(b *testing.B) {
 		{"ring_hash", config.RingHash},
 		{"maglev", config.Maglev},
 	} {
-		b.Run(tc.name, func(b *testing.B) {
-			ws := make([]uint32, 16)
-			for i := range ws {
-				ws[i] = uint32(1 + i%3)
+		for _, od := range []bool{false, true} {
+			name := tc.name
+			if od {
+				name += "_outlier"
 			}
-			c := build(b, &config.Cluster{Name: "c", LBPolicy: tc.lb, Endpoints: endpoints(ws...)})
-			hash := HashString("session-1234")
+			b.Run(name, func(b *testing.B) {
+				ws := make([]uint32, 16)
+				for i := range ws {
+					ws[i] = uint32(1 + i%3)
+				}
+				cfg := &config.Cluster{Name: "c", LBPolicy: tc.lb, HealthyPanicThreshold: 50, Endpoints: endpoints(ws...)}
+				s := NewSet(zap.NewNop(), manualDetectors())
+				b.Cleanup(s.Close)
+				if od {
+					d := outlier.Defaults()
+					cfg.OutlierDetection = &d
+				}
+				c := s.Update(map[string]*config.Cluster{"c": cfg})["c"]
+				if od {
+					fail(c.hosts[3], 5)
+					c.state.detector.Process()
+					if !c.hosts[3].Ejected() {
+						b.Fatal("not ejected")
+					}
+				}
+				hash := HashString("session-1234")
+				b.ReportAllocs()
+				b.ResetTimer()
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						if c.Pick(hash, true) == nil {
+							b.Fatal("no host")
+						}
+					}
+				})
+			})
+		}
+	}
+}
+
+// BenchmarkReport is Host.Report on the hot path (both cores reporting to
+// the same host, the worst case for the shared counters).
+func BenchmarkReport(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		od   bool
+		// every failEvery-th response is a 503 (0: none)
+		failEvery int
+	}{
+		{name: "outlier_off", od: false},
+		{name: "success", od: true},
+		{name: "one_5xx_in_4", od: true, failEvery: 4},
+		{name: "local_failures", od: true, failEvery: -1},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			cfg := &config.Cluster{Name: "c", HealthyPanicThreshold: 50, Endpoints: endpoints(1, 1, 1)}
+			if tc.od {
+				d := outlier.Defaults()
+				cfg.OutlierDetection = &d
+			}
+			s := NewSet(zap.NewNop(), manualDetectors())
+			b.Cleanup(s.Close)
+			h := s.Update(map[string]*config.Cluster{"c": cfg})["c"].hosts[0]
 			b.ReportAllocs()
+			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
+				i := 0
 				for pb.Next() {
-					if c.Pick(hash, true) == nil {
-						b.Fatal("no host")
+					i++
+					switch {
+					case tc.failEvery < 0:
+						h.Report(Result{Kind: ConnectFailed})
+					case tc.failEvery > 0 && i%tc.failEvery == 0:
+						h.Report(Result{Kind: Response, Status: 503})
+					default:
+						h.Report(Result{Kind: Response, Status: 200})
 					}
 				}
 			})
+		})
+	}
+}
+
+// BenchmarkSweep is one interval sweep (the detector's goroutine) over a
+// cluster with hosts that all saw traffic, success rate and failure
+// percentage both enforced.
+func BenchmarkSweep(b *testing.B) {
+	for _, n := range []int{16, 256} {
+		b.Run(fmt.Sprintf("hosts_%d", n), func(b *testing.B) {
+			ws := make([]uint32, n)
+			for i := range ws {
+				ws[i] = 1
+			}
+			d := outlier.Defaults()
+			d.EnforcingFailurePercentage = 100
+			cfg := &config.Cluster{Name: "c", HealthyPanicThreshold: 50, Endpoints: endpoints(ws...), OutlierDetection: &d}
+			s := NewSet(zap.NewNop(), manualDetectors())
+			b.Cleanup(s.Close)
+			c := s.Update(map[string]*config.Cluster{"c": cfg})["c"]
+			b.ReportAllocs()
+			for b.Loop() {
+				b.StopTimer()
+				for _, h := range c.hosts {
+					for range 100 {
+						h.Report(Result{Kind: Response, Status: 200})
+					}
+				}
+				b.StartTimer()
+				c.state.detector.Sweep()
+			}
 		})
 	}
 }

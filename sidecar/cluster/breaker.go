@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptrace"
+	"sync/atomic"
 	"time"
 
 	"github.com/seed-a778acb4/consulate/sidecar/config"
@@ -121,24 +124,21 @@ func (st *state) retryLimit() int64 {
 }
 
 // acquireConn admits one new connection under max_connections. At the
-// limit the request waits as pending (max_pending_requests, else
-// overflow) until a connection of the cluster closes, for at most the
-// connect timeout — Envoy queues it until a connection is free; Go's
-// transport hands the waiting request any connection that becomes idle
-// meanwhile, and this dial then only refills the pool.
-func (st *state) acquireConn(ctx context.Context, wait time.Duration) error {
-	cb := st.breakers()
-	maxConns := limit(cb.MaxConnections, defaultMaxConnections)
+// limit, a pool dial (wait) waits until a connection of the cluster closes,
+// for at most the connect timeout, then overflows; the TCP proxy's dial
+// (no wait) overflows at once, as Envoy's TCP proxy does.
+func (st *state) acquireConn(ctx context.Context, wait time.Duration, canWait bool) error {
+	maxConns := limit(st.breakers().MaxConnections, defaultMaxConnections)
 	if st.conns.Add(1) <= maxConns {
 		return nil
 	}
 	st.conns.Add(-1)
-	if st.pending.Add(1) > limit(cb.MaxPendingRequests, defaultMaxPendingRequests) {
-		st.pending.Add(-1)
-		st.overflow[BreakerPending].Add(1)
-		return &OverflowError{Cluster: st.name, Breaker: BreakerPending}
+	if !canWait {
+		st.overflow[BreakerConnections].Add(1)
+		return &OverflowError{Cluster: st.name, Breaker: BreakerConnections}
 	}
-	defer st.pending.Add(-1)
+	st.dialWaiters.Add(1)
+	defer st.dialWaiters.Add(-1)
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	for {
@@ -158,10 +158,10 @@ func (st *state) acquireConn(ctx context.Context, wait time.Duration) error {
 	}
 }
 
-// releaseConn frees a connection slot and wakes the pending dials.
+// releaseConn frees a connection slot and wakes the waiting dials.
 func (st *state) releaseConn() {
 	st.conns.Add(-1)
-	if st.pending.Load() > 0 {
+	if st.dialWaiters.Load() > 0 {
 		next := make(chan struct{})
 		close(*st.freed.Swap(&next))
 	}
@@ -204,4 +204,36 @@ func contains(hs []*Host, h *Host) bool {
 		}
 	}
 	return false
+}
+
+// breakerTransport is the host's RoundTripper: the pool, plus
+// max_pending_requests. A request is pending while it waits for a
+// connection (Envoy's definition); that can only happen when the cluster
+// is at max_connections, so below it the request goes straight to the
+// pool. At the limit, the request counts as pending until it gets a
+// connection (httptrace GotConn): an idle one handed over by the pool, or
+// a new one once a slot frees. Past max_pending_requests it overflows.
+type breakerTransport struct{ h *Host }
+
+func (b breakerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	st := b.h.st
+	cb := st.breakers()
+	if st.conns.Load() < limit(cb.MaxConnections, defaultMaxConnections) {
+		return b.h.transport.RoundTrip(req)
+	}
+	if st.pending.Add(1) > limit(cb.MaxPendingRequests, defaultMaxPendingRequests) {
+		st.pending.Add(-1)
+		st.overflow[BreakerPending].Add(1)
+		return nil, &OverflowError{Cluster: st.name, Breaker: BreakerPending}
+	}
+	var done atomic.Bool
+	finish := func() {
+		if done.CompareAndSwap(false, true) {
+			st.pending.Add(-1)
+		}
+	}
+	trace := &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { finish() }}
+	res, err := b.h.transport.RoundTrip(req.WithContext(httptrace.WithClientTrace(req.Context(), trace)))
+	finish()
+	return res, err
 }

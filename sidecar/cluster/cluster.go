@@ -36,10 +36,12 @@ type state struct {
 	name    string
 	cb      atomic.Pointer[config.CircuitBreakers]
 	active  atomic.Int64 // in-flight requests (max_requests)
-	pending atomic.Int64 // requests waiting for a connection slot (max_pending_requests)
-	retries atomic.Int64 // retries in flight (max_retries, retry_budget)
-	conns   atomic.Int64 // open connections to all hosts (max_connections)
-	freed   atomic.Pointer[chan struct{}]
+	pending atomic.Int64 // requests waiting for a connection (max_pending_requests)
+	// dialWaiters are pool dials waiting for a connection slot.
+	dialWaiters atomic.Int64
+	retries     atomic.Int64 // retries in flight (max_retries, retry_budget)
+	conns       atomic.Int64 // open connections to all hosts (max_connections)
+	freed       atomic.Pointer[chan struct{}]
 	// overflow counts refusals by breaker.
 	overflow [4]atomic.Uint64
 	// ejections counts enforced ejections by reason.

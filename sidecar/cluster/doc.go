@@ -53,16 +53,38 @@
 //   - Host.Report(Result) is called exactly once per attempt sent to a host:
 //     Response with the status, or ConnectFailed, Timeout, Reset for
 //     local-origin failures (LocalSuccess only where no response exists,
-//     e.g. the TCP proxy). Lock-free: a few atomic adds.
+//     e.g. the TCP proxy). Lock-free, no allocation; it feeds the
+//     cluster's outlier.Detector (see package outlier for the semantics).
 //   - Cluster.PickExcluding implements the previous_hosts retry predicate
 //     with host_selection_retry_max_attempts.
-//   - Circuit breakers (default priority): TryRequest/DoneRequest
+//   - Circuit breakers (default priority; a zero threshold in the config
+//     means Envoy's default 1024/1024/1024/3): TryRequest/DoneRequest
 //     (max_requests; Acquire/Release are the same), TryRetry/DoneRetry
-//     (max_retries, or retry_budget over active + pending requests).
-//     max_connections and max_pending_requests are enforced inside the
-//     host's transport: a request that needs a new connection while the
-//     cluster is at max_connections waits as pending (up to
-//     max_pending_requests, for at most the connect timeout); overflow
-//     makes RoundTrip fail with an *OverflowError (IsOverflow). Every
+//     (max_retries, or retry_budget: budget_percent of active + pending
+//     requests, at least min_retry_concurrency). max_connections and
+//     max_pending_requests are enforced by Host.Transport and Host.Dial:
+//     below max_connections a request goes straight to the pool; at it,
+//     the request is pending (until it gets a connection: an idle one, or
+//     a new one when a connection of the cluster closes, waiting at most
+//     the connect timeout); past max_pending_requests, or when that wait
+//     ends, RoundTrip fails with an *OverflowError (IsOverflow). The TCP
+//     proxy's Host.Dial overflows at once at max_connections. Every
 //     overflow is answered 503, flag UO, x-envoy-overloaded: true.
+//
+// Outlier detection and the balancer. Each cluster with
+// outlier_detection has one outlier.Detector and one goroutine running
+// it, started by Update and ended when the cluster or its
+// outlier_detection goes away or by Close (which waits for it). Both live
+// in the cluster's carried state, so a config change keeps ejections. An
+// ejection or a return rebuilds the cluster's balancer (host set and
+// picker) and swaps it atomically, under the state's mutex, which only
+// Update and the detector's goroutine take; Pick stays one atomic load
+// plus the picker. An ejected host counts as unavailable for priority
+// load and the healthy panic threshold: a level that panics uses all its
+// hosts, ejected ones included, as Envoy.
+//
+// Metrics: Set is a prometheus.Collector reading the live state at scrape
+// time (circuit breaker use, remaining capacity and overflows; outlier
+// ejections by reason, active ejections, overflows of
+// max_ejection_percent), so the data path updates only its own atomics.
 package cluster

@@ -69,7 +69,7 @@ func newHost(addr string, cfg *config.Cluster, st *state) *Host {
 	}
 	h.transport = &http.Transport{
 		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			return h.dial(ctx, d, network)
+			return h.dial(ctx, d, network, true)
 		},
 		Protocols:           &protos,
 		MaxIdleConns:        0,
@@ -83,8 +83,9 @@ func newHost(addr string, cfg *config.Cluster, st *state) *Host {
 	return h
 }
 
-// Transport is the host's connection pool.
-func (h *Host) Transport() http.RoundTripper { return h.transport }
+// Transport is the host's connection pool, under the cluster's
+// max_connections and max_pending_requests (see breakerTransport).
+func (h *Host) Transport() http.RoundTripper { return breakerTransport{h: h} }
 
 // Protocol is what the pool speaks.
 func (h *Host) Protocol() config.Protocol { return h.protocol }
@@ -109,15 +110,16 @@ func (h *Host) Active() int64 { return h.active.Load() }
 func (h *Host) CountConnectFailure() { h.connFail.Add(1) }
 
 // Dial opens a raw connection (TCP proxy), counted like pooled ones.
-// It waits for the cluster's max_connections like pooled dials.
+// At the cluster's max_connections it fails at once with an
+// *OverflowError, as Envoy's TCP proxy.
 func (h *Host) Dial(ctx context.Context) (net.Conn, error) {
-	return h.dial(ctx, &net.Dialer{Timeout: h.timeout}, "tcp")
+	return h.dial(ctx, &net.Dialer{Timeout: h.timeout}, "tcp", false)
 }
 
 // dial opens a connection once the cluster's connection breaker admits it
 // (see state.acquireConn), counting it on the host and the cluster.
-func (h *Host) dial(ctx context.Context, d *net.Dialer, network string) (net.Conn, error) {
-	if err := h.st.acquireConn(ctx, h.timeout); err != nil {
+func (h *Host) dial(ctx context.Context, d *net.Dialer, network string, canWait bool) (net.Conn, error) {
+	if err := h.st.acquireConn(ctx, h.timeout, canWait); err != nil {
 		return nil, err
 	}
 	c, err := d.DialContext(ctx, network, h.Address)
