@@ -24,17 +24,8 @@ func upstreamConfigFor(cfg *mesh.Config, downstream, service string) mesh.Upstre
 		out = *sd.UpstreamDefaults
 	}
 	for _, o := range sd.UpstreamOverrides {
-		if o.Name != service {
-			continue
-		}
-		if o.ConnectTimeout > 0 {
-			out.ConnectTimeout = o.ConnectTimeout
-		}
-		if o.Limits != nil {
-			out.Limits = o.Limits
-		}
-		if o.PassiveHealthCheck != nil {
-			out.PassiveHealthCheck = o.PassiveHealthCheck
+		if o.Name == service {
+			out = overlay(out, o)
 		}
 	}
 	return out

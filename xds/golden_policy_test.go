@@ -204,6 +204,22 @@ var policyCases = []sidecarCase{
 		},
 	},
 	{
+		name: "policy_upstream_registration_config_overrides_service_defaults",
+		change: func(s *mesh.Snapshot) {
+			// Consul: the upstream's registration Config wins over the
+			// service-defaults UpstreamConfig, field by field.
+			policyMesh(s, "http")
+			s.Config.ServiceDefaults["web"].UpstreamDefaults = &mesh.UpstreamConfig{
+				ConnectTimeout: 2 * time.Second, Limits: &mesh.UpstreamLimits{MaxConnections: intp(100)},
+				PassiveHealthCheck: &mesh.PassiveHealthCheck{MaxFailures: 9},
+			}
+			proxy(s).Upstreams[0].Config = map[string]string{
+				"connect_timeout_ms":   "750",
+				"passive_health_check": `{"interval":"2s","max_failures":2,"base_ejection_time":5000000000,"max_ejection_percent":100}`,
+			}
+		},
+	},
+	{
 		name: "policy_extension_keys",
 		change: func(s *mesh.Snapshot) {
 			policyMesh(s, "http")

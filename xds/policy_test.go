@@ -199,6 +199,13 @@ func TestPolicyEntryErrors(t *testing.T) {
 			entry: "service-router/api", field: "Routes[0].Destination", errSubstr: "speaks tcp but the chain it is reached from speaks http",
 		},
 		{
+			name: "registration upstream limits with an unknown key",
+			change: func(s *mesh.Snapshot) {
+				proxy(s).Upstreams[0].Config = map[string]string{"limits": `{"max_conections":5}`}
+			},
+			errSubstr: `unknown field "max_conections"`,
+		},
+		{
 			name: "redirect loop",
 			change: func(s *mesh.Snapshot) {
 				s.Config.Resolvers = map[string]*mesh.ServiceResolver{
@@ -227,6 +234,12 @@ func TestPolicyEntryErrors(t *testing.T) {
 			_, err := ForSidecar(snap, testProxy)
 			if err == nil {
 				t.Fatal("ForSidecar succeeded, want an error")
+			}
+			if tt.entry == "" { // not a config entry: the proxy registration
+				if !strings.Contains(err.Error(), tt.errSubstr) || EntryErrors(err) != nil {
+					t.Errorf("error = %v, want a registration error containing %q", err, tt.errSubstr)
+				}
+				return
 			}
 			ee := EntryErrors(err)
 			if ee == nil {

@@ -19,6 +19,20 @@ func upstreamResources(snap *mesh.Snapshot, p *mesh.Proxy) ([]types.Resource, er
 	binds := make(map[string]string, len(p.Upstreams))
 	clusters := make(map[string]bool, len(p.Upstreams))
 	cc := newChainCompiler(snap, false)
+	// The registration's upstream Config (connect_timeout_ms, limits,
+	// passive_health_check) applies to the clusters of the upstream's own
+	// service in its datacenter.
+	regConfig := make(map[Target]mesh.UpstreamConfig, len(p.Upstreams))
+	for _, u := range p.Upstreams {
+		if len(u.Config) == 0 {
+			continue
+		}
+		rc, err := registrationUpstreamConfig(u)
+		if err != nil {
+			return nil, fmt.Errorf("clusters for %s: upstream %s: %w", p.ID, upstreamID(u, snap.Datacenter), err)
+		}
+		regConfig[Target{Service: u.DestinationName, Datacenter: orDefault(u.Datacenter, snap.Datacenter)}] = rc
+	}
 	for _, u := range p.Upstreams {
 		if u.DestinationType != "" && u.DestinationType != "service" {
 			return nil, fmt.Errorf("listeners for %s: upstream %s: destination type %q is not supported",
@@ -72,7 +86,11 @@ func upstreamResources(snap *mesh.Snapshot, p *mesh.Proxy) ([]types.Resource, er
 				continue
 			}
 			clusters[name] = true
-			res, err := sidecarTarget(snap, p, t)
+			up := upstreamConfigFor(&snap.Config, p.DestinationService, t.target.Service)
+			if rc, ok := regConfig[Target{Service: t.target.Service, Datacenter: t.target.Datacenter}]; ok {
+				up = overlay(up, rc)
+			}
+			res, err := sidecarTarget(snap, p, t, up)
 			if err != nil {
 				return nil, err
 			}
@@ -84,7 +102,7 @@ func upstreamResources(snap *mesh.Snapshot, p *mesh.Proxy) ([]types.Resource, er
 
 // sidecarTarget is one target's cluster (with the policy of its resolver,
 // the proxy's UpstreamConfig and the extension keys) and load assignment.
-func sidecarTarget(snap *mesh.Snapshot, p *mesh.Proxy, t *resolvedTarget) ([]types.Resource, error) {
+func sidecarTarget(snap *mesh.Snapshot, p *mesh.Proxy, t *resolvedTarget, up mesh.UpstreamConfig) ([]types.Resource, error) {
 	name := t.clusterName()
 	cluster, err := edsCluster(name, DefaultConnectTimeout, t.protocol)
 	if err != nil {
@@ -94,7 +112,6 @@ func sidecarTarget(snap *mesh.Snapshot, p *mesh.Proxy, t *resolvedTarget) ([]typ
 	if err != nil {
 		return nil, fmt.Errorf("clusters for %s: %s: %w", p.ID, name, err)
 	}
-	up := upstreamConfigFor(&snap.Config, p.DestinationService, t.target.Service)
 	applyClusterPolicy(cluster, t, &up, ext, nil)
 	cla, err := targetLoadAssignment(snap, t, false)
 	if err != nil {
