@@ -191,6 +191,7 @@ func run(ctx context.Context, s settings, log *zap.Logger, onStart func(started)
 			out = append(out, admin.HostStats{
 				Cluster: h.Cluster, Address: h.Address,
 				ActiveRequests: h.ActiveRequests, Requests: h.TotalRequests, ConnectFailures: h.ConnectFailures,
+				Ejected: h.Ejected, EjectedUntil: h.EjectedUntil, Ejections: h.Ejections, EjectionReason: h.EjectionReason,
 			})
 		}
 		return out

@@ -23,6 +23,9 @@ type HostStats struct {
 	// Ejected by outlier detection, until EjectedUntil.
 	Ejected      bool
 	EjectedUntil time.Time
+	// Ejections so far and the last one's reason (consecutive_5xx, ...).
+	Ejections      uint32
+	EjectionReason string
 	// ActiveRequests in flight; Requests and ConnectFailures since start.
 	ActiveRequests  int64
 	Requests        uint64

@@ -29,6 +29,8 @@ type hostView struct {
 	Locality        string     `json:"locality,omitempty"`
 	Ejected         *bool      `json:"ejected,omitempty"`
 	EjectedUntil    *time.Time `json:"ejected_until,omitempty"`
+	Ejections       uint32     `json:"ejections,omitempty"`
+	EjectionReason  string     `json:"ejection_reason,omitempty"`
 	ActiveRequests  *int64     `json:"active_requests,omitempty"`
 	Requests        *uint64    `json:"requests,omitempty"`
 	ConnectFailures *uint64    `json:"connect_failures,omitempty"`
@@ -91,6 +93,7 @@ func (s *Server) clusterViews() []clusterView {
 				if st.Ejected {
 					hv.EjectedUntil = &st.EjectedUntil
 				}
+				hv.Ejections, hv.EjectionReason = st.Ejections, st.EjectionReason
 			}
 			hv.HealthFlags = healthFlags(ep.Health, ejected)
 			cv.Hosts = append(cv.Hosts, hv)
@@ -124,6 +127,9 @@ func (s *Server) clusters(w http.ResponseWriter, r *http.Request) {
 			if h.Ejected != nil {
 				fmt.Fprintf(&b, "%sejected::%t\n%srq_active::%d\n%srq_total::%d\n%scx_connect_fail::%d\n",
 					p, *h.Ejected, p, *h.ActiveRequests, p, *h.Requests, p, *h.ConnectFailures)
+			}
+			if h.Ejections > 0 {
+				fmt.Fprintf(&b, "%sejections::%d\n%slast_ejection_reason::%s\n", p, h.Ejections, p, h.EjectionReason)
 			}
 		}
 	}

@@ -59,6 +59,10 @@ func NewManager(log *zap.Logger, reg prometheus.Registerer, opts Options) (*Mana
 		clusters:  cluster.NewSet(log),
 		listeners: map[string]*listener{},
 	}
+	// Circuit breaker and outlier detection metrics, read at scrape time.
+	if err := reg.Register(m.clusters); err != nil {
+		return nil, fmt.Errorf("register cluster metrics: %w", err)
+	}
 	m.drainCtx, m.forceStop = context.WithCancel(context.Background())
 	return m, nil
 }
