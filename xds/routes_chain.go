@@ -169,8 +169,11 @@ func routeAction(cr *chainRoute, ext extSet) (*routev3.RouteAction, error) {
 		}
 		a.RetryPolicy = rp
 	}
-	if len(cr.splits) == 1 {
-		a.HashPolicy = hashPolicies(cr.splits[0].target.resolver)
+	// Hash policies are the resolver's; a split whose legs all reach the
+	// same resolver (subsets of one service) keeps them, as Consul's
+	// splitter node inherits a LoadBalancer all its legs share.
+	if r := cr.splits[0].target.resolver; r != nil && !slices.ContainsFunc(cr.splits, func(s chainSplit) bool { return s.target.resolver != r }) {
+		a.HashPolicy = hashPolicies(r)
 	}
 	return a, nil
 }
