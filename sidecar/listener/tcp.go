@@ -123,10 +123,21 @@ func (t *tcpListener) handle(down net.Conn) {
 	host.Begin()
 	defer host.End()
 	up, err := host.Dial(t.ctx)
-	if err != nil {
+	switch {
+	case cluster.IsOverflow(err):
+		// max_connections (Envoy's tcp_proxy: upstream_cx_overflow, UO).
+		e.Flags = accesslog.UpstreamOverflow
+		return
+	case err != nil:
+		if t.ctx.Err() == nil {
+			// Outlier detection: a TCP connect failure is a 5xx-class
+			// (or local-origin) failure, as in Envoy's tcp_proxy.
+			host.Report(cluster.Result{Kind: cluster.ConnectFailed})
+		}
 		e.Flags = accesslog.UpstreamConnectionFailure
 		return
 	}
+	host.Report(cluster.Result{Kind: cluster.LocalSuccess})
 	defer up.Close()
 	stop := context.AfterFunc(t.ctx, func() {
 		down.Close()
