@@ -104,6 +104,9 @@ func (c *chainCompiler) compile(service, dc string, proto Protocol) (*chain, err
 		}
 		ch.tcpTarget = t
 		reached[t.clusterName()] = t
+		// An HTTP upstream in another datacenter still gets its one
+		// default route.
+		ch.routes = []chainRoute{{index: -1, splits: []chainSplit{{weight: splitScale, target: t}}}}
 	} else {
 		if r := c.snap.Config.Routers[service]; r != nil {
 			ch.router = r

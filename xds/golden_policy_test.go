@@ -252,6 +252,20 @@ var policyCases = []sidecarCase{
 		},
 	},
 	{
+		name: "policy_http_upstream_in_another_datacenter",
+		change: func(s *mesh.Snapshot) {
+			// Local routers and splitters are not applied to another
+			// datacenter's upstream (Consul compiles that chain there);
+			// the resolver is, and the route configuration has its
+			// default route.
+			policyMesh(s, "http")
+			s.Config.Routers = map[string]*mesh.ServiceRouter{"api": {Name: "api", Routes: []mesh.Route{
+				{Match: &mesh.RouteMatch{PathPrefix: "/x"}, Destination: &mesh.RouteDestination{Service: "api-canary"}}}}}
+			s.Config.Resolvers = map[string]*mesh.ServiceResolver{"api": {Name: "api", ConnectTimeout: 3 * time.Second}}
+			proxy(s).Upstreams = []mesh.Upstream{{DestinationName: "api", Datacenter: "dc2", LocalBindPort: 9192}}
+		},
+	},
+	{
 		name: "policy_tcp_upstream_resolver",
 		change: func(s *mesh.Snapshot) {
 			// tcp: routers and splitters do not apply, the resolver does.
