@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/seed-a778acb4/consulate/discovery/mesh"
@@ -68,6 +70,40 @@ func TestForProxylessPolicyGolden(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("warnings (-want +got):\n%s", diff)
+	}
+}
+
+// TestProxylessMergesLegsOfOneCluster: grpc-go keys weighted clusters by
+// name, so legs reaching one cluster (differing only by header changes,
+// which grpc-go does not apply) become one.
+func TestProxylessMergesLegsOfOneCluster(t *testing.T) {
+	snap := testMesh()
+	policyMesh(snap, "grpc")
+	snap.Config.Resolvers = map[string]*mesh.ServiceResolver{"api": {Name: "api", Subsets: apiSubsets()}}
+	snap.Config.Splitters = map[string]*mesh.ServiceSplitter{"api": {Name: "api", Splits: []mesh.Split{
+		{Weight: 30, ServiceSubset: "v1", RequestHeaders: &mesh.HeaderModifiers{Set: map[string]string{"leg": "a"}}},
+		{Weight: 30, ServiceSubset: "v1", RequestHeaders: &mesh.HeaderModifiers{Set: map[string]string{"leg": "b"}}},
+		{Weight: 40, ServiceSubset: "v2"},
+	}}}
+	res, err := ForProxyless(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	{
+		got := map[string]uint32{}
+		for _, cw := range res.routeOf("api").GetRoute().GetWeightedClusters().GetClusters() {
+			got[cw.GetName()] += cw.GetWeight().GetValue()
+			if len(cw.RequestHeadersToAdd) > 0 {
+				t.Errorf("%s keeps header changes", cw.GetName())
+			}
+		}
+		want := map[string]uint32{"v1.api.default.dc1.internal": 6000, "v2.api.default.dc1.internal": 4000}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("weights (-want +got):\n%s", diff)
+		}
+		if n := len(res.routeOf("api").GetRoute().GetWeightedClusters().GetClusters()); n != 2 {
+			t.Errorf("%d weighted clusters, want 2 (one per name)", n)
+		}
 	}
 }
 
@@ -275,4 +311,16 @@ func TestPolicyOnlyReachedTargets(t *testing.T) {
 	if diff := cmp.Diff(want, res.Names("type.googleapis.com/envoy.config.cluster.v3.Cluster")); diff != "" {
 		t.Errorf("clusters (-want +got):\n%s", diff)
 	}
+}
+
+// routeOf returns the last route (the default one) of route configuration
+// name.
+func (r *Resources) routeOf(name string) *routev3.Route {
+	for _, item := range r.Items(resource.RouteType) {
+		if rc := item.(*routev3.RouteConfiguration); rc.GetName() == name {
+			routes := rc.GetVirtualHosts()[0].GetRoutes()
+			return routes[len(routes)-1]
+		}
+	}
+	return nil
 }

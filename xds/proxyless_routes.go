@@ -41,10 +41,24 @@ func grpcRoutes(routes []*routev3.Route, service string, w *warnings) []*routev3
 			r.RequestHeadersToAdd, r.RequestHeadersToRemove, r.ResponseHeadersToAdd, r.ResponseHeadersToRemove = nil, nil, nil, nil
 		}
 		a := r.GetRoute()
-		for _, cw := range a.GetWeightedClusters().GetClusters() {
-			if len(cw.RequestHeadersToAdd)+len(cw.RequestHeadersToRemove)+len(cw.ResponseHeadersToAdd)+len(cw.ResponseHeadersToRemove) > 0 {
-				w.add(res, mesh.EntryRef{Kind: mesh.KindServiceSplitter, Name: service}, "split RequestHeaders/ResponseHeaders are not applied by grpc-go: left out")
-				cw.RequestHeadersToAdd, cw.RequestHeadersToRemove, cw.ResponseHeadersToAdd, cw.ResponseHeadersToRemove = nil, nil, nil, nil
+		if wc := a.GetWeightedClusters(); wc != nil {
+			// grpc-go keys weighted clusters by name: legs that differed
+			// only by their header changes (left out here) are merged.
+			merged := wc.Clusters[:0]
+			for _, cw := range wc.Clusters {
+				if len(cw.RequestHeadersToAdd)+len(cw.RequestHeadersToRemove)+len(cw.ResponseHeadersToAdd)+len(cw.ResponseHeadersToRemove) > 0 {
+					w.add(res, mesh.EntryRef{Kind: mesh.KindServiceSplitter, Name: service}, "split RequestHeaders/ResponseHeaders are not applied by grpc-go: left out")
+					cw.RequestHeadersToAdd, cw.RequestHeadersToRemove, cw.ResponseHeadersToAdd, cw.ResponseHeadersToRemove = nil, nil, nil, nil
+				}
+				if j := slices.IndexFunc(merged, func(m *routev3.WeightedCluster_ClusterWeight) bool { return m.Name == cw.Name }); j >= 0 {
+					merged[j].Weight = wrapperspb.UInt32(merged[j].GetWeight().GetValue() + cw.GetWeight().GetValue())
+					continue
+				}
+				merged = append(merged, cw)
+			}
+			wc.Clusters = merged
+			if len(merged) == 1 {
+				a.ClusterSpecifier = &routev3.RouteAction_Cluster{Cluster: merged[0].Name}
 			}
 		}
 		if a.Timeout != nil {
