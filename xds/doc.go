@@ -76,7 +76,9 @@
 // cluster takes ConnectTimeout (UpstreamConfig's ConnectTimeoutMs, else the
 // resolver's, else 5 s), LoadBalancer, and from the proxy's own
 // service-defaults UpstreamConfig (Defaults, then the Overrides entry named
-// like the target service) Limits → circuit_breakers and
+// like the target service, then the registration's upstream Config keys
+// connect_timeout_ms, limits and passive_health_check for that upstream's
+// service, as Consul merges them) Limits → circuit_breakers and
 // PassiveHealthCheck → outlier_detection (always present, as Consul does,
 // so Envoy's defaults apply when unset). Extension keys (extensions.go,
 // "consulate_*" in an entry's Meta or the proxy-defaults Config) add retry
