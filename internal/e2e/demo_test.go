@@ -1,13 +1,15 @@
 package e2e
 
 import (
-	"bytes"
+	"bufio"
 	"context"
+	"io"
 	"net"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -15,66 +17,101 @@ import (
 	"github.com/seed-a778acb4/consulate/internal/consultest"
 )
 
-// TestDemo runs `make demo`'s runner non-interactively (-duration): it
-// exits cleanly, its story shows traffic reaching every payments instance
-// and both api versions, and every port it printed is closed afterwards
-// (nothing left running).
+// TestDemo runs `make demo`'s runner twice — with -duration, and
+// interactively stopped by SIGINT (Ctrl-C) once it says the mesh is up —
+// and checks that it exits cleanly, that its story shows traffic reaching
+// every payments instance and both api versions, and that every address
+// it printed is closed afterwards (nothing left running).
 func TestDemo(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		args      []string
+		interrupt bool
+	}{
+		{"duration", []string{"-duration", "1ms"}, false},
+		{"ctrl-c", nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			story := runDemo(t, tc.args, tc.interrupt)
+			defer func() {
+				if t.Failed() {
+					t.Logf("demo output:\n%s", story)
+				}
+			}()
+			checkStory(t, story)
+			// Every address the demo printed is closed now.
+			addrs := regexp.MustCompile(`127\.0\.0\.1:\d+`).FindAllString(story, -1)
+			if len(addrs) < 10 {
+				t.Fatalf("found only %d addresses in the output", len(addrs))
+			}
+			for _, a := range addrs {
+				if c, err := net.DialTimeout("tcp", a, time.Second); err == nil {
+					c.Close()
+					t.Errorf("%s still accepts connections after the demo exited", a)
+				}
+			}
+		})
+	}
+}
+
+// runDemo runs the demo and returns its output once it exited with status
+// 0. With interrupt, it sends SIGINT once the demo waits for Ctrl-C.
+func runDemo(t *testing.T, args []string, interrupt bool) string {
+	t.Helper()
 	consul, err := consultest.Binary()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	var out bytes.Buffer
-	cmd := exec.CommandContext(ctx, demoBin, "-bin", filepath.Dir(demoBin), "-consul", consul,
-		"-duration", "1ms", "-requests", "150")
-	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd := exec.CommandContext(ctx, demoBin, append([]string{"-bin", filepath.Dir(demoBin), "-consul", consul, "-requests", "150"}, args...)...)
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	// Its own group, as in a terminal; killed whole if the test times out.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	if err := cmd.Run(); err != nil {
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() {
+		err := cmd.Wait()
+		pw.Close()
+		waited <- err
+	}()
+	var out strings.Builder
+	sc := bufio.NewScanner(pr)
+	for sc.Scan() {
+		line := sc.Text()
+		out.WriteString(line + "\n")
+		if interrupt && strings.Contains(line, "press Ctrl-C") {
+			if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+				t.Errorf("SIGINT: %v", err)
+			}
+		}
+	}
+	if err := <-waited; err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
-	story := out.String()
-	defer func() {
-		if t.Failed() {
-			t.Logf("demo output:\n%s", story)
-		}
-	}()
+	return out.String()
+}
 
-	for _, tc := range []struct {
-		name, instance string
-	}{
-		{"payments 1", "payments-1"},
-		{"payments 2", "payments-2"},
-		{"payments 3 (flaky)", "payments-3"},
-		{"api v1", "api-v1"},
-		{"api v2", "api-v2"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			re := regexp.MustCompile(`(?m)^  ` + tc.instance + `\s+v\d\s+(\d+) requests`)
-			m := re.FindStringSubmatch(story)
-			if m == nil {
-				t.Fatalf("no story line for %s", tc.instance)
-			}
-			if n, _ := strconv.Atoi(m[1]); n == 0 {
-				t.Errorf("%s got no requests", tc.instance)
-			}
-		})
+func checkStory(t *testing.T, story string) {
+	t.Helper()
+	for _, instance := range []string{"payments-1", "payments-2", "payments-3", "api-v1", "api-v2"} {
+		m := regexp.MustCompile(`(?m)^  ` + instance + `\s+v\d\s+(\d+) requests`).FindStringSubmatch(story)
+		if m == nil {
+			t.Errorf("no story line for %s", instance)
+			continue
+		}
+		if n, _ := strconv.Atoi(m[1]); n == 0 {
+			t.Errorf("%s got no requests", instance)
+		}
 	}
-	if !regexp.MustCompile(`503   ← flaky`).MatchString(story) {
+	if !strings.Contains(story, "503   ← flaky") {
 		t.Errorf("the story does not show the flaky instance's 503s")
 	}
-
-	// Every address the demo printed is closed now.
-	addrs := regexp.MustCompile(`127\.0\.0\.1:\d+`).FindAllString(story, -1)
-	if len(addrs) < 10 {
-		t.Fatalf("found only %d addresses in the output", len(addrs))
-	}
-	for _, a := range addrs {
-		if c, err := net.DialTimeout("tcp", a, time.Second); err == nil {
-			c.Close()
-			t.Errorf("%s still accepts connections after the demo exited", a)
-		}
+	if !strings.Contains(story, "stopped 14 processes; nothing left running") {
+		t.Errorf("the demo did not report stopping its 14 processes")
 	}
 }

@@ -21,7 +21,7 @@ type fixture struct {
 	dir    string
 }
 
-func newFixture(t *testing.T, opts ...consultest.Option) *fixture {
+func newFixture(t testing.TB, opts ...consultest.Option) *fixture {
 	t.Helper()
 	f := &fixture{consul: consultest.Start(t, opts...), dir: t.TempDir()}
 	if err := launch.SetProtocol(f.consul.Client, "http"); err != nil {
@@ -33,7 +33,7 @@ func newFixture(t *testing.T, opts ...consultest.Option) *fixture {
 
 // startControlPlane starts the control plane (on the given ports, 0: free
 // ones) and stops it at cleanup.
-func (f *fixture) startControlPlane(t *testing.T, xdsPort, adminPort int) {
+func (f *fixture) startControlPlane(t testing.TB, xdsPort, adminPort int) {
 	t.Helper()
 	cp, err := launch.StartControlPlane(t.Context(), bins.ControlPlane, f.dir, f.consul.HTTPAddr, xdsPort, adminPort)
 	if err != nil {
@@ -54,7 +54,7 @@ type testApp struct {
 func (a *testApp) Requests() int64 { return a.requests.Load() }
 
 // startApp serves 200 "<id>" on a free loopback port until cleanup.
-func startApp(t *testing.T, id string) *testApp {
+func startApp(t testing.TB, id string) *testApp {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -82,7 +82,7 @@ type member struct {
 // addMember starts an app, registers it with a sidecar_service declaring
 // upstreams (each with a free LocalBindPort), starts its sidecar and waits
 // for the sidecar's /ready.
-func (f *fixture) addMember(t *testing.T, service, id string, upstreams ...string) *member {
+func (f *fixture) addMember(t testing.TB, service, id string, upstreams ...string) *member {
 	t.Helper()
 	ports, err := launch.FreePorts(1 + len(upstreams))
 	if err != nil {
@@ -129,7 +129,7 @@ func (m *member) upstreamURL() string {
 }
 
 // waitHosts waits until m's sidecar has want healthy hosts for service.
-func waitHosts(t *testing.T, m *member, service string, want int, within time.Duration) {
+func waitHosts(t testing.TB, m *member, service string, want int, within time.Duration) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), within)
 	defer cancel()
@@ -139,7 +139,7 @@ func waitHosts(t *testing.T, m *member, service string, want int, within time.Du
 }
 
 // pair is web-1 (upstream api) → api-1, both with sidecars, routable.
-func (f *fixture) pair(t *testing.T) (web, api *member) {
+func (f *fixture) pair(t testing.TB) (web, api *member) {
 	t.Helper()
 	api = f.addMember(t, "api", "api-1")
 	web = f.addMember(t, "web", "web-1", "api")
