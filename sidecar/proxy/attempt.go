@@ -70,6 +70,15 @@ func (ex *exchange) attempts(ctx context.Context, c *cluster.Cluster, vh *config
 		out := ex.outbound(actx, vh, rt, wc, host)
 		sent := time.Now()
 		res, err := host.Transport().RoundTrip(out)
+		if err == nil {
+			ex.reqTimer.disarm() // Envoy: the response started
+			if requestTimedOut(ctx) {
+				// The timeout fired first and cut the client's body: the
+				// upstream answered a truncated request.
+				res.Body.Close()
+				res, err = nil, errRequestTimeout
+			}
+		}
 		if retryHeld {
 			c.DoneRetry()
 			retryHeld = false
@@ -180,9 +189,10 @@ func (ex *exchange) judge(ctx, actx context.Context, host *cluster.Host, res *ht
 		return retry.ResponseOutcome(res.StatusCode, res.Header)
 	}
 	switch {
-	case ex.r.Context().Err() != nil, idledOut(ctx):
-		// The downstream went away or idled out: says nothing about the
-		// host, and nothing is retried (ctx has ended).
+	case ex.r.Context().Err() != nil, idledOut(ctx), requestTimedOut(ctx):
+		// The downstream went away, idled out or was too slow to send its
+		// request: says nothing about the host, and nothing is retried
+		// (ctx has ended).
 		return retry.Outcome{Failure: retry.Reset}
 	case cluster.IsOverflow(err):
 		// Refused locally before reaching the host.

@@ -92,15 +92,9 @@ var errBodyTooLarge = errors.New("request body larger than the buffer limit")
 // returned. A slow client cannot hold the proxy: when ctx ends (stream idle
 // timeout, client gone) the read deadline is set to now.
 func (ex *exchange) bufferBody(ctx context.Context, limit int) error {
-	rc := http.NewResponseController(ex.w)
-	stop := context.AfterFunc(ctx, func() { rc.SetReadDeadline(time.Now()) })
-	defer func() {
-		if stop() {
-			return
-		}
-		// The deadline may have been set: clear it for the response.
-		rc.SetReadDeadline(time.Time{})
-	}()
+	// When ctx ended the deadline stays: the answer is a local reply that
+	// must not wait for the rest of the body (see abandonBody).
+	defer ex.abortReadsWhenDone(ctx)()
 	bp := replayPool.Get().(*[]byte)
 	b := (*bp)[:0]
 	for {
@@ -127,6 +121,26 @@ func (ex *exchange) bufferBody(ctx context.Context, limit int) error {
 			*bp = b[:0]
 			replayPool.Put(bp)
 			return err
+		}
+	}
+}
+
+// abortReadsWhenDone makes the client's request body fail its reads as
+// soon as ctx ends (stream idle, request or route timeout, client gone):
+// a transport writing the body upstream returns only once its read
+// returns, and a stalled client would otherwise hold the request forever.
+// Call the returned func before the handler returns; it waits for a
+// running abort so that nothing touches the ResponseWriter afterwards.
+func (ex *exchange) abortReadsWhenDone(ctx context.Context) (release func()) {
+	rc := http.NewResponseController(ex.w)
+	done := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(done)
+		rc.SetReadDeadline(time.Now())
+	})
+	return func() {
+		if !stop() {
+			<-done
 		}
 	}
 }

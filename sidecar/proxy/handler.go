@@ -86,6 +86,8 @@ type exchange struct {
 	entry accesslog.Entry
 	body  *countingBody
 	idle  *idleWatch // nil without an idle timeout
+	// reqTimer is the connection manager's request_timeout, nil when off.
+	reqTimer *requestTimer
 	// tryIdle is the current attempt's per_try_idle_timeout watch.
 	tryIdle *idleWatch
 	// replay is the buffered request body when retries may resend it;
@@ -176,6 +178,10 @@ func (ex *exchange) forward(vh *config.VirtualHost, rt *config.Route) {
 		ctx, ex.idle = startIdleWatch(ctx, idle)
 		defer ex.idle.stop()
 	}
+	if hcm := ex.st.HCM; hcm != nil && hcm.RequestTimeout > 0 {
+		ctx, ex.reqTimer = startRequestTimer(ctx, ex.entry.Start, hcm.RequestTimeout)
+		defer ex.reqTimer.stop()
+	}
 	// The virtual host's retry policy applies to routes without one.
 	p := a.RetryPolicy
 	if p == nil && vh != nil {
@@ -191,6 +197,11 @@ func (ex *exchange) forward(vh *config.VirtualHost, rt *config.Route) {
 		ctx, cancel = context.WithTimeout(ctx, a.Timeout)
 		defer cancel()
 	}
+	if ex.stream != nil {
+		// Registered last so that it is released before the contexts
+		// above are canceled on the way out.
+		defer ex.abortReadsWhenDone(ctx)()
+	}
 	ex.attempts(ctx, c, vh, rt, wc, p, hash, hasHash)
 }
 
@@ -200,9 +211,10 @@ func (ex *exchange) forward(vh *config.VirtualHost, rt *config.Route) {
 func (ex *exchange) prepareBody(ctx context.Context, p *config.RetryPolicy) bool {
 	r := ex.r
 	if r.Body == nil || r.Body == http.NoBody {
+		ex.reqTimer.disarm() // the whole request is in
 		return true
 	}
-	ex.body = &countingBody{rc: r.Body, idle: ex.idle}
+	ex.body = &countingBody{rc: r.Body, idle: ex.idle, done: ex.reqTimer}
 	if p == nil || p.NumRetries == 0 {
 		ex.stream = ex.body
 		return true
@@ -215,6 +227,8 @@ func (ex *exchange) prepareBody(ctx context.Context, p *config.RetryPolicy) bool
 	switch {
 	case err == nil, err == errBodyTooLarge:
 		return true
+	case requestTimedOut(ctx):
+		ex.localReply(http.StatusRequestTimeout, "", "request timeout")
 	case idledOut(ctx):
 		ex.localReply(http.StatusRequestTimeout, accesslog.StreamIdleTimeout, "stream timeout")
 	case r.Context().Err() != nil:
@@ -228,10 +242,14 @@ func (ex *exchange) prepareBody(ctx context.Context, p *config.RetryPolicy) bool
 // classify maps an upstream error to Envoy's status and response flag.
 func (ex *exchange) classify(ctx context.Context, err error) (int, string, string) {
 	switch {
-	case ex.r.Context().Err() != nil:
-		return 0, accesslog.DownstreamConnTermination, ""
+	// Our own timeouts first: when they cut the client's body, net/http
+	// also cancels the request's context.
+	case requestTimedOut(ctx):
+		return http.StatusRequestTimeout, "", "request timeout"
 	case idledOut(ctx):
 		return http.StatusRequestTimeout, accesslog.StreamIdleTimeout, "stream timeout"
+	case ex.r.Context().Err() != nil:
+		return 0, accesslog.DownstreamConnTermination, ""
 	case ctx.Err() == context.DeadlineExceeded, tryIdledOut(ctx):
 		return http.StatusGatewayTimeout, accesslog.UpstreamRequestTimeout, "upstream request timeout"
 	case cluster.IsConnectError(err):
@@ -257,6 +275,7 @@ func (ex *exchange) localReply(code int, flag, body string) {
 		return // the downstream is gone
 	}
 	hdr := ex.w.Header()
+	ex.abandonBody()
 	if strings.HasPrefix(ex.r.Header.Get("Content-Type"), "application/grpc") {
 		hdr.Set("Content-Type", "application/grpc")
 		hdr.Set("Grpc-Status", strconv.Itoa(grpcStatus(code)))
@@ -273,6 +292,18 @@ func (ex *exchange) localReply(code int, flag, body string) {
 	ex.w.WriteHeader(code)
 	n, _ := io.WriteString(ex.w, body)
 	ex.entry.BytesSent = int64(n)
+}
+
+// abandonBody makes sure a local reply does not wait for a request body
+// nobody will read: net/http would otherwise read (up to 256 KiB of) it
+// before answering an HTTP/1.1 request, and a stalled client would hold
+// the proxy. Reads end now, and the connection closes after the reply.
+func (ex *exchange) abandonBody() {
+	if ex.body == nil || ex.body.eof.Load() || ex.r.ProtoMajor != 1 {
+		return
+	}
+	ex.w.Header().Set("Connection", "close")
+	http.NewResponseController(ex.w).SetReadDeadline(time.Now())
 }
 
 // grpcStatus maps an HTTP status to a gRPC code (Envoy's

@@ -265,6 +265,8 @@ type countingBody struct {
 	rc   io.ReadCloser
 	n    atomic.Int64
 	idle *idleWatch
+	done *requestTimer // disarmed at the body's end
+	eof  atomic.Bool
 }
 
 func (b *countingBody) Read(p []byte) (int, error) {
@@ -272,6 +274,10 @@ func (b *countingBody) Read(p []byte) (int, error) {
 	if n > 0 {
 		b.n.Add(int64(n))
 		b.idle.touch()
+	}
+	if err == io.EOF {
+		b.eof.Store(true)
+		b.done.disarm()
 	}
 	return n, err
 }
