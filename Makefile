@@ -69,3 +69,13 @@ fmt:
 
 clean:
 	rm -rf bin
+
+# Control-plane scale harness (bench/controlplane): a real Consul with 1,000
+# and 10,000 services, the control plane, 1,000 simulated sidecars (SotW and
+# Delta); prints a table, writes bench/results/controlplane.json. About 10
+# minutes; not part of `make test`. CP_BENCH_FLAGS passes harness flags, e.g.
+# CP_BENCH_FLAGS='-services 1000 -changes 10'.
+.PHONY: bench-controlplane
+bench-controlplane: consul
+	$(GO) build -o bin/control-plane ./control-plane
+	$(GO) run ./bench/controlplane -control-plane bin/control-plane -out bench/results/controlplane.json $(CP_BENCH_FLAGS)
