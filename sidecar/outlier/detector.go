@@ -226,7 +226,7 @@ func enforcing(cfg *config.OutlierDetection, r Reason) uint32 {
 }
 
 // eject follows Envoy's DetectorImpl::ejectHost: max_ejection_percent of
-// all hosts (at least one host may always be ejected), then the
+// all hosts (see below), then the
 // enforcing_* percentage; the ejection time is base_ejection_time × the
 // host's multiplier, which grows with each ejection up to
 // max_ejection_time, plus a jitter up to max_ejection_time_jitter.
@@ -235,8 +235,13 @@ func (d *Detector) eject(cfg *config.OutlierDetection, h *Host, r Reason, now ti
 	if h.ejected.Load() {
 		return false
 	}
+	// Envoy (as documented up to 1.27, and as the Envoy versions Consul
+	// 1.14 supports behave; grpc-go does the same): eject while the hosts
+	// already ejected are below max_ejection_percent, so at least one host
+	// can always be ejected. Envoy 1.28+ made that first ejection depend on
+	// always_eject_one_host, which the decoder refuses.
 	maxPct := float64(min(100, cfg.MaxEjectionPercent))
-	if d.ejected > 0 && 100*float64(d.ejected+1)/float64(len(d.hosts)) > maxPct {
+	if d.ejected > 0 && 100*float64(d.ejected)/float64(len(d.hosts)) >= maxPct {
 		d.overflow.Add(1)
 		d.opts.Log.Debug("outlier ejection refused by max_ejection_percent",
 			zap.String("cluster", d.opts.Cluster), zap.String("host", h.Address), zap.Stringer("reason", r))

@@ -346,6 +346,8 @@ func TestMaxEjectionPercent(t *testing.T) {
 		{name: "0% still ejects one", hosts: 5, percent: 0, want: 1},
 		{name: "50% of 4 hosts", hosts: 4, percent: 50, want: 2},
 		{name: "100% ejects all", hosts: 3, percent: 100, want: 3},
+		{name: "10% of 20 hosts", hosts: 20, percent: 10, want: 2},
+		{name: "50% of 3 hosts: the last ejection crosses 50%", hosts: 3, percent: 50, want: 2},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

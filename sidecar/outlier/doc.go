@@ -11,9 +11,13 @@
 //     they count only for consecutive_local_origin_failure (5) and a
 //     response or a successful connection resets that run.
 //   - A run reaching its threshold is handled at once (not at the
-//     interval): the host is ejected if max_ejection_percent of all hosts
-//     allows it (a first host may always be ejected) and a draw below the
-//     enforcing_* percentage says so. The counter is reset either way.
+//     interval): the host is ejected if the hosts already ejected are
+//     below max_ejection_percent of all hosts (so a first host may always
+//     be ejected, and the last ejection may cross the percentage, as in
+//     Envoy before 1.28 and grpc-go; Envoy 1.28+ gates the first one on
+//     always_eject_one_host, which the decoder does not accept) and a draw
+//     below the enforcing_* percentage says so. The counter is reset
+//     either way.
 //   - The ejection lasts base_ejection_time × the host's multiplier (+1
 //     per ejection while below max_ejection_time, capped there) plus a
 //     uniform jitter up to max_ejection_time_jitter. Every interval, an
