@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/seed-a778acb4/consulate/sidecar/config"
 	"github.com/seed-a778acb4/consulate/sidecar/proxy"
 )
 
@@ -39,6 +40,7 @@ func startHTTP(log *zap.Logger, ln net.Listener, h *proxy.Handler, gauge prometh
 			}
 		},
 	}
+	srv.ReadHeaderTimeout = headerTimeout(h.State().HCM)
 	hl := &httpListener{srv: srv, handler: h, done: make(chan struct{})}
 	go func() {
 		defer close(hl.done)
@@ -47,6 +49,25 @@ func startHTTP(log *zap.Logger, ln net.Listener, h *proxy.Handler, gauge prometh
 		}
 	}()
 	return hl
+}
+
+// headerTimeout bounds how long a client may take to send its request
+// headers, so that a slow client (slowloris) cannot hold a connection and
+// its goroutine forever. Envoy creates the stream at the first header
+// byte, so its request_timeout and stream_idle_timeout (default 5 min)
+// already run while headers arrive; Go's server offers one deadline for
+// the whole header block, so it gets the shorter of the two. It is taken
+// from the connection manager the listener opened with: net/http reads the
+// field unsynchronized, so a later update cannot change it.
+func headerTimeout(hcm *config.HTTPConnectionManager) time.Duration {
+	if hcm == nil {
+		return 0
+	}
+	d := hcm.StreamIdleTimeout
+	if r := hcm.RequestTimeout; r > 0 && (d == 0 || r < d) {
+		d = r
+	}
+	return d
 }
 
 // stop closes the socket, waits for requests in flight (HTTP/2 clients
