@@ -235,13 +235,13 @@ func (d *Detector) eject(cfg *config.OutlierDetection, h *Host, r Reason, now ti
 	if h.ejected.Load() {
 		return false
 	}
-	// Envoy (as documented up to 1.27, and as the Envoy versions Consul
-	// 1.14 supports behave; grpc-go does the same): eject while the hosts
-	// already ejected are below max_ejection_percent, so at least one host
-	// can always be ejected. Envoy 1.28+ made that first ejection depend on
-	// always_eject_one_host, which the decoder refuses.
+	// Envoy's ejectHost (before 1.28, the versions Consul 1.14 supports;
+	// grpc-go does the same): eject while the hosts already ejected are
+	// below max_ejection_percent, so one host can always be ejected when
+	// the percentage is above 0. Envoy 1.28+ made that first ejection
+	// depend on always_eject_one_host, which the decoder refuses.
 	maxPct := float64(min(100, cfg.MaxEjectionPercent))
-	if d.ejected > 0 && 100*float64(d.ejected)/float64(len(d.hosts)) >= maxPct {
+	if 100*float64(d.ejected)/float64(len(d.hosts)) >= maxPct {
 		d.overflow.Add(1)
 		d.opts.Log.Debug("outlier ejection refused by max_ejection_percent",
 			zap.String("cluster", d.opts.Cluster), zap.String("host", h.Address), zap.Stringer("reason", r))
@@ -252,7 +252,10 @@ func (d *Detector) eject(cfg *config.OutlierDetection, h *Host, r Reason, now ti
 	}
 	base := cfg.BaseEjectionTime
 	maxT := max(base, cfg.MaxEjectionTime)
-	if time.Duration(h.backoff)*base < maxT {
+	// Envoy lets the multiplier grow one step past max_ejection_time
+	// (backoff × base < max + base), so a host ejected for the maximum
+	// needs one more healthy interval to come down from it.
+	if time.Duration(h.backoff)*base < maxT+base {
 		h.backoff++
 	}
 	dur := min(time.Duration(h.backoff)*base, maxT)

@@ -307,9 +307,19 @@ func TestEjectionTime(t *testing.T) {
 	if c := h.LastEjection().Count; c != 4 {
 		t.Errorf("ejection count = %d, want 4", c)
 	}
-	// The multiplier is 3 now; three healthy sweeps bring it to 0, so
-	// the next ejection lasts the base time again.
+	// The multiplier is 4 now (Envoy lets it grow one step past the
+	// maximum: 3 × 30 s < 70 s + 30 s); three healthy sweeps bring it to
+	// 1, so the next ejection lasts 2 × base, and after four more the
+	// base time again.
 	for range 3 {
+		f.clock.Advance(10 * time.Second)
+		f.d.Sweep()
+	}
+	eject()
+	if got := ejectedFor(); got != 60*time.Second {
+		t.Errorf("after 3 healthy intervals: ejected for %s, want 60s", got)
+	}
+	for range 4 {
 		f.clock.Advance(10 * time.Second)
 		f.d.Sweep()
 	}
@@ -317,8 +327,8 @@ func TestEjectionTime(t *testing.T) {
 	if got := ejectedFor(); got != 30*time.Second {
 		t.Errorf("after healthy intervals: ejected for %s, want 30s", got)
 	}
-	if n := len(f.logs.FilterMessage("host returned to service").AllUntimed()); n != 5 {
-		t.Errorf("%d return log events, want 5", n)
+	if n := len(f.logs.FilterMessage("host returned to service").AllUntimed()); n != 6 {
+		t.Errorf("%d return log events, want 6", n)
 	}
 }
 
@@ -343,7 +353,7 @@ func TestMaxEjectionPercent(t *testing.T) {
 	}{
 		{name: "default 10% of 10 hosts", hosts: 10, percent: 10, want: 1},
 		{name: "10% of 3 hosts still ejects one", hosts: 3, percent: 10, want: 1},
-		{name: "0% still ejects one", hosts: 5, percent: 0, want: 1},
+		{name: "0% ejects none", hosts: 5, percent: 0, want: 0},
 		{name: "50% of 4 hosts", hosts: 4, percent: 50, want: 2},
 		{name: "100% ejects all", hosts: 3, percent: 100, want: 3},
 		{name: "10% of 20 hosts", hosts: 20, percent: 10, want: 2},

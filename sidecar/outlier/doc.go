@@ -12,14 +12,15 @@
 //     response or a successful connection resets that run.
 //   - A run reaching its threshold is handled at once (not at the
 //     interval): the host is ejected if the hosts already ejected are
-//     below max_ejection_percent of all hosts (so a first host may always
-//     be ejected, and the last ejection may cross the percentage, as in
-//     Envoy before 1.28 and grpc-go; Envoy 1.28+ gates the first one on
-//     always_eject_one_host, which the decoder does not accept) and a draw
-//     below the enforcing_* percentage says so. The counter is reset
-//     either way.
+//     below max_ejection_percent of all hosts (so with any percentage
+//     above 0 a first host may always be ejected, and the last ejection
+//     may cross the percentage, as in Envoy before 1.28 and grpc-go; Envoy
+//     1.28+ gates the first one on always_eject_one_host, which the
+//     decoder does not accept) and a draw below the enforcing_*
+//     percentage says so. The counter is reset either way.
 //   - The ejection lasts base_ejection_time × the host's multiplier (+1
-//     per ejection while below max_ejection_time, capped there) plus a
+//     per ejection while multiplier × base < max_ejection_time + base),
+//     capped at max_ejection_time (at least base_ejection_time), plus a
 //     uniform jitter up to max_ejection_time_jitter. Every interval, an
 //     ejected host whose time elapsed returns to service (its counters
 //     reset), and a host in service has its multiplier decremented.
