@@ -122,7 +122,7 @@ func BenchmarkRebuild(b *testing.B) {
 }
 
 // BenchmarkRebuildOneService is a rebuild after a change to one service
-// that few proxies use (svc-00001 is an upstream of a handful), between two
+// that few proxies use (svc-01013 is an upstream of a handful), between two
 // models that share every other pointer, as discovery's snapshots do: the
 // model diff and the dependency check over 1,000 proxies, plus the few
 // translations.
@@ -130,16 +130,16 @@ func BenchmarkRebuildOneService(b *testing.B) {
 	base := benchModel(0)
 	next := *base
 	next.Services = maps.Clone(base.Services)
-	svc := *base.Services["svc-00001"]
+	svc := *base.Services["svc-01013"]
 	svc.Instances = slices.Clone(svc.Instances)
 	svc.Instances[0].Health = mesh.HealthCritical
-	next.Services["svc-00001"] = &svc
+	next.Services["svc-01013"] = &svc
 	models := []*mesh.Snapshot{base, &next}
 	src := newFakeSource(models[0])
 	bl := benchBuilder(b, src, XDS{}, 0)
 	affected := 0
 	for id := range base.Proxies {
-		if _, ok := sidecarDeps(base, id)["svc-00001"]; ok {
+		if _, ok := sidecarDeps(base, id)["svc-01013"]; ok {
 			affected++
 		}
 	}
