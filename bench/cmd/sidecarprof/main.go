@@ -49,12 +49,14 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:15001", "outbound listener address (loopback)")
 	out := flag.String("out", ".", "directory for cpu.pprof, allocs.pprof and stats.json")
 	level := flag.String("log-level", "info", "log level (info writes the access log to stderr)")
+	many := flag.Int("many", 0, "instead of profiling requests: load a snapshot with this many routes and clusters, write heap.pprof once it serves, and exit")
+	proto := flag.String("xds-protocol", "delta", "ADS protocol: delta or sotw")
 	memRate := flag.Int("memprofilerate", 0, "runtime.MemProfileRate (0: Go's default, 512 KiB; 4096 samples allocations finely but costs CPU)")
 	flag.Parse()
 	if *memRate > 0 {
 		runtime.MemProfileRate = *memRate
 	}
-	if err := run(*upstream, *listen, *out, *level); err != nil {
+	if err := run(*upstream, *listen, *out, *level, *many, xdsclient.Protocol(*proto)); err != nil {
 		fmt.Fprintln(os.Stderr, "sidecarprof:", err)
 		os.Exit(1)
 	}
@@ -68,7 +70,7 @@ type stats struct {
 	HeapInUseMiB float64 `json:"heap_inuse_mib"`
 }
 
-func run(upstream, listen, out, level string) error {
+func run(upstream, listen, out, level string, many int, proto xdsclient.Protocol) error {
 	log, err := logging.New(level, "json")
 	if err != nil {
 		return err
@@ -85,6 +87,11 @@ func run(upstream, listen, out, level string) error {
 		return err
 	}
 	snap, err := xdsstatic.Snapshot("1", xdsstatic.Forward{Name: "app", Port: lp.Port, Endpoints: []decodetest.HostPort{up}})
+	readyHost := ""
+	if many > 0 {
+		snap, err = xdsstatic.Many("1", lp.Port, many, up)
+		readyHost = fmt.Sprintf("svc-%05d", many-1)
+	}
 	if err != nil {
 		return err
 	}
@@ -104,7 +111,7 @@ func run(upstream, listen, out, level string) error {
 	}
 	defer lm.Close(context.Background())
 	client, err := xdsclient.New(xdsclient.Options{
-		NodeID: "bench-prof", ControlPlane: xl.Addr().String(), Logger: log, Registerer: reg,
+		NodeID: "bench-prof", ControlPlane: xl.Addr().String(), Protocol: proto, Logger: log, Registerer: reg,
 		Apply: func(_ context.Context, cfg *config.Config) error { return lm.Apply(cfg) },
 	})
 	if err != nil {
@@ -115,8 +122,12 @@ func run(upstream, listen, out, level string) error {
 	go func() { defer close(done); _ = client.Run(cctx) }()
 	defer func() { ccancel(); <-done }()
 
-	if err := waitReady(ctx, "http://"+listen+"/"); err != nil {
+	t0 := time.Now()
+	if err := waitReady(ctx, "http://"+listen+"/", readyHost); err != nil {
 		return err
+	}
+	if many > 0 {
+		return heapProfile(out, many, time.Since(t0))
 	}
 	cpuFile, err := os.Create(filepath.Join(out, "cpu.pprof"))
 	if err != nil {
@@ -125,7 +136,7 @@ func run(upstream, listen, out, level string) error {
 	defer cpuFile.Close()
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
-	t0 := time.Now()
+	t0 = time.Now()
 	if err := pprof.StartCPUProfile(cpuFile); err != nil {
 		return err
 	}
@@ -158,12 +169,38 @@ func hostPort(addr string) (decodetest.HostPort, error) {
 	return decodetest.HostPort{Host: h, Port: uint32(n)}, err
 }
 
-func waitReady(ctx context.Context, url string) error {
-	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+// heapProfile writes heap.pprof (after a GC) and heap.json for a sidecar
+// holding many routes and clusters.
+func heapProfile(out string, many int, ready time.Duration) error {
+	runtime.GC()
+	f, err := os.Create(filepath.Join(out, "heap.pprof"))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		return err
+	}
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	b, _ := json.Marshal(map[string]any{
+		"routes_and_clusters": many, "ready_ms": ready.Milliseconds(),
+		"heap_inuse_mib": float64(m.HeapInuse) / (1 << 20), "sys_mib": float64(m.Sys) / (1 << 20),
+		"goroutines": runtime.NumGoroutine(),
+	})
+	fmt.Println(string(b))
+	return os.WriteFile(filepath.Join(out, "heap.json"), b, 0o644)
+}
+
+func waitReady(ctx context.Context, url, host string) error {
+	ctx, cancel := context.WithTimeout(ctx, 120*time.Second)
 	defer cancel()
 	c := &http.Client{Timeout: time.Second}
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if host != "" {
+			req.Host = host
+		}
 		if res, err := c.Do(req); err == nil {
 			res.Body.Close()
 			if res.StatusCode == http.StatusOK {
