@@ -46,6 +46,15 @@
 //     is buffered. While a body is buffered, the stream idle timeout and a
 //     client disconnect end the read (read deadline), so a slow client
 //     cannot hold the proxy.
+//   - Slow clients (HttpConnectionManager): request_timeout (off by
+//     default) answers 408 when the whole request is not in by then; it is
+//     disarmed at the end of the body or when the response starts. When a
+//     request ends early (request or stream idle timeout, route timeout,
+//     client gone) while its body is still being read, the read is aborted
+//     (read deadline) so that the transport and the handler return, and a
+//     local reply to an HTTP/1.1 request whose body was not read closes
+//     the connection instead of draining the body. Header reading is
+//     bounded by the listener (package listener).
 //   - Not implemented (the decoder NACKs their fields): retriable_headers
 //     (so retriable-headers matches nothing), rate_limited_retry_back_off,
 //     per_request_buffer_limit_bytes, include_request_attempt_count (so no
