@@ -167,45 +167,6 @@ func (st *state) releaseConn() {
 	}
 }
 
-// Report records the outcome of one attempt for outlier detection. The
-// proxy calls it exactly once per attempt sent to h. Lock-free, no
-// allocation; a no-op when the cluster has no outlier_detection.
-func (h *Host) Report(r Result) {
-	switch r.Kind {
-	case Response:
-		h.od.Response(r.Status)
-	case ConnectFailed, Reset:
-		h.od.LocalFailure(false)
-	case Timeout:
-		h.od.LocalFailure(true)
-	case LocalSuccess:
-		h.od.LocalSuccess()
-	}
-}
-
-// PickExcluding picks a host avoiding those in exclude (the previous_hosts
-// retry predicate): it re-picks up to attempts more times
-// (host_selection_retry_max_attempts) and then accepts the last pick, as
-// Envoy. Hash balancers walk to the next ring entry (ring hash) or rehash
-// (maglev) on each re-pick. nil when no host is available.
-func (c *Cluster) PickExcluding(hash uint64, hasHash bool, exclude []*Host, attempts int) *Host {
-	p := c.lb.Load().picker
-	h := p.Pick(hash, hasHash)
-	for i := 1; i <= attempts && h != nil && contains(exclude, h); i++ {
-		h = pickAttempt(p, hash, hasHash, uint32(i))
-	}
-	return h
-}
-
-func contains(hs []*Host, h *Host) bool {
-	for _, x := range hs {
-		if x == h {
-			return true
-		}
-	}
-	return false
-}
-
 // breakerTransport is the host's RoundTripper: the pool, plus
 // max_pending_requests. A request is pending while it waits for a
 // connection (Envoy's definition); that can only happen when the cluster

@@ -31,6 +31,29 @@ func pickAttempt(p Picker, hash uint64, hasHash bool, attempt uint32) *Host {
 	return p.Pick(hash, hasHash)
 }
 
+// PickExcluding picks a host avoiding those in exclude (the previous_hosts
+// retry predicate): it re-picks up to attempts more times
+// (host_selection_retry_max_attempts) and then accepts the last pick, as
+// Envoy. Hash balancers walk to the next ring entry (ring hash) or rehash
+// (maglev) on each re-pick. nil when no host is available.
+func (c *Cluster) PickExcluding(hash uint64, hasHash bool, exclude []*Host, attempts int) *Host {
+	p := c.lb.Load().picker
+	h := p.Pick(hash, hasHash)
+	for i := 1; i <= attempts && h != nil && contains(exclude, h); i++ {
+		h = pickAttempt(p, hash, hasHash, uint32(i))
+	}
+	return h
+}
+
+func contains(hs []*Host, h *Host) bool {
+	for _, x := range hs {
+		if x == h {
+			return true
+		}
+	}
+	return false
+}
+
 type weighted struct {
 	host   *Host
 	weight uint32

@@ -32,3 +32,19 @@ type Result struct {
 	Status int // HTTP status when Kind is Response
 	Kind   ResultKind
 }
+
+// Report records the outcome of one attempt for outlier detection. The
+// proxy calls it exactly once per attempt sent to h. Lock-free, no
+// allocation; a no-op when the cluster has no outlier_detection.
+func (h *Host) Report(r Result) {
+	switch r.Kind {
+	case Response:
+		h.od.Response(r.Status)
+	case ConnectFailed, Reset:
+		h.od.LocalFailure(false)
+	case Timeout:
+		h.od.LocalFailure(true)
+	case LocalSuccess:
+		h.od.LocalSuccess()
+	}
+}
