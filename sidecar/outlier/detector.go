@@ -294,12 +294,16 @@ func (d *Detector) Sweep() {
 			if h.backoff > 0 {
 				h.backoff--
 			}
-			if total := b & math.MaxUint32; total > 0 {
-				stats = append(stats, rate{h: h, success: 100 * float64(b>>32) / float64(total), volume: total})
-			}
-		case !now.Before(h.ejection.Load().Until):
+		case now.Before(h.ejection.Load().Until):
+			continue // still ejected: not judged
+		default:
 			d.uneject(h, now)
 			changed = true
+		}
+		// A host returned just now is judged too, on what it served
+		// while ejected (panic mode), as Envoy does.
+		if total := b & math.MaxUint32; total > 0 {
+			stats = append(stats, rate{h: h, success: 100 * float64(b>>32) / float64(total), volume: total})
 		}
 	}
 	changed = d.judgeRates(cfg, stats, now) || changed

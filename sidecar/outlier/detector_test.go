@@ -1,16 +1,20 @@
 package outlier
 
 import (
+	"context"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"go.uber.org/goleak"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/seed-a778acb4/consulate/sidecar/config"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 type fakeClock struct {
 	mu sync.Mutex
@@ -494,5 +498,46 @@ func TestSetHostsCarriesState(t *testing.T) {
 	f.d.Release()
 	if f.hosts[0].Ejected() || extra.Ejected() {
 		t.Error("Release left hosts ejected")
+	}
+}
+
+// TestRun: the goroutine ejects as soon as a run completes (not at the
+// interval), sweeps at the interval, and ends with its context.
+func TestRun(t *testing.T) {
+	cfg := Defaults()
+	cfg.Interval = 10 * time.Millisecond
+	cfg.BaseEjectionTime = 30 * time.Millisecond
+	changed := make(chan struct{}, 16)
+	d := New(&cfg, Options{Cluster: "api", OnChange: func() { changed <- struct{}{} }})
+	h := &Host{Address: "10.0.0.1:80"}
+	d.SetHosts([]*Host{h})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		d.Run(ctx)
+	}()
+	deadline := time.NewTimer(5 * time.Second)
+	defer deadline.Stop()
+	wait := func(what string, want bool) {
+		t.Helper()
+		for h.Ejected() != want {
+			select {
+			case <-changed:
+			case <-deadline.C:
+				t.Fatalf("no %s before the deadline", what)
+			}
+		}
+	}
+	for range 5 {
+		h.Response(502)
+	}
+	wait("ejection", true)
+	wait("return", false)
+	cancel()
+	select {
+	case <-done:
+	case <-deadline.C:
+		t.Fatal("Run did not end with its context")
 	}
 }
