@@ -168,9 +168,11 @@ func (s *Set) pruneRetired() {
 func (s *Set) build(cfg *config.Cluster, prev *Cluster) *Cluster {
 	// Requests started on prev release on prev.state: the state object
 	// itself is carried over so the in-flight count stays exact.
-	st := newState(cfg.Name)
+	var st *state
 	if prev != nil {
 		st = prev.state
+	} else {
+		st = newState(cfg.Name)
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
