@@ -4,7 +4,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -18,7 +17,6 @@ type config struct {
 	LogFormat  string
 	Debounce   time.Duration
 	Coalesce   time.Duration
-	ConsulGzip bool
 	Shutdown   time.Duration
 }
 
@@ -76,15 +74,6 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (confi
 	if err := dur(&c.Shutdown, "shutdown-grace", 5*time.Second, "graceful stop bound on SIGTERM/SIGINT before streams are cut"); err != nil {
 		return c, err
 	}
-	gzipDefault := false
-	if v := getenv(envName("consul-gzip")); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return c, fmt.Errorf("%s=%q: %w", envName("consul-gzip"), v, err)
-		}
-		gzipDefault = b
-	}
-	fs.BoolVar(&c.ConsulGzip, "consul-gzip", gzipDefault, "ask Consul for gzip-compressed responses (worth it only over a slow link to Consul; costs Consul CPU) (env "+envName("consul-gzip")+")")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: control-plane [flags]\n\n"+
 			"Consulate's xDS control plane: serves Envoy v3 configuration (ADS, State-of-the-World\n"+

@@ -26,16 +26,13 @@ func TestParseFlags(t *testing.T) {
 		{name: "flag beats env", args: []string{"-xds-addr", "127.0.0.1:1"}, env: map[string]string{"CONSULATE_XDS_ADDR": "127.0.0.1:2"},
 			want: func(c config) config { c.XDSAddr = "127.0.0.1:1"; return c }},
 		{name: "every env var", env: map[string]string{"CONSULATE_ADMIN_ADDR": "x:1", "CONSULATE_LOG_LEVEL": "debug",
-			"CONSULATE_LOG_FORMAT": "console", "CONSULATE_DEBOUNCE": "1s", "CONSULATE_COALESCE": "2s", "CONSULATE_SHUTDOWN_GRACE": "3s", "CONSULATE_CONSUL_GZIP": "true"},
+			"CONSULATE_LOG_FORMAT": "console", "CONSULATE_DEBOUNCE": "1s", "CONSULATE_COALESCE": "2s", "CONSULATE_SHUTDOWN_GRACE": "3s"},
 			want: func(c config) config {
 				c.AdminAddr, c.LogLevel, c.LogFormat, c.Debounce, c.Coalesce, c.Shutdown = "x:1", "debug", "console", time.Second, 2*time.Second, 3*time.Second
-				c.ConsulGzip = true
 				return c
 			}},
 		{name: "bad log format", args: []string{"-log-format", "xml"}, wantErr: true},
 		{name: "bad duration env", env: map[string]string{"CONSULATE_DEBOUNCE": "soon"}, wantErr: true},
-		{name: "bad bool env", env: map[string]string{"CONSULATE_CONSUL_GZIP": "maybe"}, wantErr: true},
-		{name: "gzip flag", args: []string{"-consul-gzip"}, want: func(c config) config { c.ConsulGzip = true; return c }},
 		{name: "stray argument", args: []string{"serve"}, wantErr: true},
 	}
 	for _, tt := range tests {

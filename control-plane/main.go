@@ -17,7 +17,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/hashicorp/consul/api"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
@@ -64,15 +63,7 @@ type addrs struct {
 // addresses (ports may be :0) once both listeners are open.
 func run(ctx context.Context, cfg config, log *zap.Logger, listening func(addrs)) error {
 	// Token, TLS and the rest come from CONSUL_* as Consul's CLI reads them.
-	apiCfg := discovery.ClientConfig{Address: cfg.ConsulAddr}.APIConfig()
-	if t := apiCfg.Transport; t != nil {
-		// Consul gzips every response a client accepts gzip for, and the
-		// checks watch re-reads every check of the catalog on each change:
-		// for 10,000 services that compression costs Consul more CPU than
-		// anything else it does for us (bench/controlplane).
-		t.DisableCompression = !cfg.ConsulGzip
-	}
-	client, err := api.NewClient(apiCfg)
+	client, err := discovery.NewClient(discovery.ClientConfig{Address: cfg.ConsulAddr})
 	if err != nil {
 		return fmt.Errorf("consul client for %s: %w", cfg.ConsulAddr, err)
 	}
