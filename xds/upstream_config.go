@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"strconv"
+	"slices"
 	"strings"
 	"time"
 
@@ -33,92 +33,96 @@ func registrationUpstreamConfig(u mesh.Upstream) (mesh.UpstreamConfig, error) {
 		out.ConnectTimeout = time.Duration(n) * time.Millisecond
 	}
 	if v, ok := u.Config[upstreamLimits]; ok {
-		var raw struct {
-			MaxConnections        *json.Number `json:"max_connections"`
-			MaxPendingRequests    *json.Number `json:"max_pending_requests"`
-			MaxConcurrentRequests *json.Number `json:"max_concurrent_requests"`
-		}
-		if err := strictJSON(v, &raw); err != nil {
-			return out, fmt.Errorf("upstream Config[%s]: %w", upstreamLimits, err)
+		key := "upstream Config[" + upstreamLimits + "]"
+		fields, err := jsonObject(v, "maxconnections", "maxpendingrequests", "maxconcurrentrequests")
+		if err != nil {
+			return out, fmt.Errorf("%s: %w", key, err)
 		}
 		l := &mesh.UpstreamLimits{}
-		for _, f := range []struct {
-			n   *json.Number
-			dst **int
-			key string
-		}{{raw.MaxConnections, &l.MaxConnections, "max_connections"}, {raw.MaxPendingRequests, &l.MaxPendingRequests, "max_pending_requests"},
-			{raw.MaxConcurrentRequests, &l.MaxConcurrentRequests, "max_concurrent_requests"}} {
-			if f.n == nil {
+		for name, dst := range map[string]**int{"maxconnections": &l.MaxConnections, "maxpendingrequests": &l.MaxPendingRequests,
+			"maxconcurrentrequests": &l.MaxConcurrentRequests} {
+			raw, ok := fields[name]
+			if !ok {
 				continue
 			}
-			n, err := configInt(upstreamLimits+"."+f.key, f.n.String())
+			n, err := jsonUint(raw)
 			if err != nil {
-				return out, err
+				return out, fmt.Errorf("%s.%s: %w", key, name, err)
 			}
-			*f.dst = &n
+			i := int(n)
+			*dst = &i
 		}
 		out.Limits = l
 	}
 	if v, ok := u.Config[upstreamPassiveHealthCheck]; ok {
-		var raw struct {
-			Interval                json.RawMessage `json:"interval"`
-			MaxFailures             *json.Number    `json:"max_failures"`
-			EnforcingConsecutive5xx *json.Number    `json:"enforcing_consecutive_5xx"`
-			MaxEjectionPercent      *json.Number    `json:"max_ejection_percent"`
-			BaseEjectionTime        json.RawMessage `json:"base_ejection_time"`
-		}
 		key := "upstream Config[" + upstreamPassiveHealthCheck + "]"
-		if err := strictJSON(v, &raw); err != nil {
+		fields, err := jsonObject(v, "interval", "maxfailures", "enforcingconsecutive5xx", "maxejectionpercent", "baseejectiontime")
+		if err != nil {
 			return out, fmt.Errorf("%s: %w", key, err)
 		}
 		p := &mesh.PassiveHealthCheck{}
-		var err error
-		if p.Interval, err = jsonDuration(raw.Interval); err != nil {
+		if p.Interval, err = jsonDuration(fields["interval"]); err != nil {
 			return out, fmt.Errorf("%s.interval: %w", key, err)
 		}
-		if raw.BaseEjectionTime != nil {
-			d, err := jsonDuration(raw.BaseEjectionTime)
+		if raw, ok := fields["baseejectiontime"]; ok {
+			d, err := jsonDuration(raw)
 			if err != nil {
 				return out, fmt.Errorf("%s.base_ejection_time: %w", key, err)
 			}
 			p.BaseEjectionTime = &d
 		}
-		u32 := func(n *json.Number, name string) (*uint32, error) {
-			if n == nil {
-				return nil, nil
+		if raw, ok := fields["maxfailures"]; ok {
+			if p.MaxFailures, err = jsonUint(raw); err != nil {
+				return out, fmt.Errorf("%s.max_failures: %w", key, err)
 			}
-			f, err := strconv.ParseFloat(n.String(), 64)
-			if err != nil || f < 0 || f != math.Trunc(f) || f > math.MaxUint32 {
-				return nil, fmt.Errorf("%s.%s: %s is not a non-negative whole number", key, name, n)
+		}
+		for name, dst := range map[string]**uint32{"enforcingconsecutive5xx": &p.EnforcingConsecutive5xx, "maxejectionpercent": &p.MaxEjectionPercent} {
+			raw, ok := fields[name]
+			if !ok {
+				continue
 			}
-			v := uint32(f)
-			return &v, nil
-		}
-		mf, err := u32(raw.MaxFailures, "max_failures")
-		if err != nil {
-			return out, err
-		}
-		if mf != nil {
-			p.MaxFailures = *mf
-		}
-		if p.EnforcingConsecutive5xx, err = u32(raw.EnforcingConsecutive5xx, "enforcing_consecutive_5xx"); err != nil {
-			return out, err
-		}
-		if p.MaxEjectionPercent, err = u32(raw.MaxEjectionPercent, "max_ejection_percent"); err != nil {
-			return out, err
+			n, err := jsonUint(raw)
+			if err != nil {
+				return out, fmt.Errorf("%s.%s: %w", key, name, err)
+			}
+			*dst = &n
 		}
 		out.PassiveHealthCheck = p
 	}
 	return out, nil
 }
 
-// strictJSON decodes an object, refusing unknown keys (a typo must not
-// silently do nothing).
-func strictJSON(s string, v any) error {
-	dec := json.NewDecoder(strings.NewReader(s))
-	dec.UseNumber()
-	dec.DisallowUnknownFields()
-	return dec.Decode(v)
+// jsonObject decodes a JSON object whose keys are matched as Consul's
+// decoder matches them: case-insensitively and ignoring underscores, so
+// that "max_failures" (what users write) and "MaxFailures" (what Consul's
+// agent writes when it merges service-defaults into the registration) are
+// one key. A key outside want is an error (a typo must not silently do
+// nothing); null values are left out.
+func jsonObject(s string, want ...string) (map[string]json.RawMessage, error) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(s), &raw); err != nil {
+		return nil, err
+	}
+	out := make(map[string]json.RawMessage, len(raw))
+	for k, v := range raw {
+		norm := strings.ToLower(strings.ReplaceAll(k, "_", ""))
+		if !slices.Contains(want, norm) {
+			return nil, fmt.Errorf("unknown field %q", k)
+		}
+		if string(v) != "null" {
+			out[norm] = v
+		}
+	}
+	return out, nil
+}
+
+// jsonUint reads a non-negative whole number below 2^32.
+func jsonUint(raw json.RawMessage) (uint32, error) {
+	var f float64
+	if err := json.Unmarshal(raw, &f); err != nil || f < 0 || f != math.Trunc(f) || f > math.MaxUint32 {
+		return 0, fmt.Errorf("%s is not a non-negative whole number", raw)
+	}
+	return uint32(f), nil
 }
 
 // jsonDuration reads a duration as Consul accepts it: a string such as

@@ -1,0 +1,337 @@
+package xds
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	"github.com/hashicorp/consul/api"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+	"google.golang.org/grpc"
+
+	"github.com/seed-a778acb4/consulate/discovery"
+	"github.com/seed-a778acb4/consulate/internal/consultest"
+	"github.com/seed-a778acb4/consulate/sidecar/config"
+	"github.com/seed-a778acb4/consulate/sidecar/listener"
+	"github.com/seed-a778acb4/consulate/sidecar/xdsclient"
+)
+
+// e2eBackend is one api instance: answers its name, or 503 while failing.
+type e2eBackend struct {
+	name    string
+	port    int
+	hits    atomic.Int64
+	failing atomic.Bool
+}
+
+func startE2EBackend(t *testing.T, name string) *e2eBackend {
+	t.Helper()
+	b := &e2eBackend{name: name}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.port = lis.Addr().(*net.TCPAddr).Port
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b.hits.Add(1)
+		_, _ = io.Copy(io.Discard, r.Body)
+		if b.failing.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, b.name)
+	})}
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return b
+}
+
+func e2eFreePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestMeshPolicyEndToEnd: real Consul, the real discovery watcher, this
+// package's translation served by go-control-plane over ADS, and the
+// sidecar's real data path (xDS client, listener manager, router,
+// clusters) in process. Config entries written with Consul's API change
+// live traffic as documented: a router path goes to subset v2, a splitter
+// sends 10 % to v2, retries on 503 hide a failing instance, a
+// PassiveHealthCheck ejects it, and deleting the entries restores the
+// default. The time from each write to the changed traffic is logged.
+func TestMeshPolicyEndToEnd(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	a := consultest.Start(t)
+	c := a.Client
+	set := func(e api.ConfigEntry) {
+		t.Helper()
+		if ok, _, err := c.ConfigEntries().Set(e, nil); err != nil || !ok {
+			t.Fatalf("writing %s/%s: ok=%v err=%v", e.GetKind(), e.GetName(), ok, err)
+		}
+	}
+	passing := &api.AgentServiceCheck{TTL: "1h", Status: api.HealthPassing}
+
+	v1a, v1b, v2 := startE2EBackend(t, "v1a"), startE2EBackend(t, "v1b"), startE2EBackend(t, "v2")
+	for i, b := range []*e2eBackend{v1a, v1b, v2} {
+		version := "v1"
+		if b == v2 {
+			version = "v2"
+		}
+		err := c.Agent().ServiceRegister(&api.AgentServiceRegistration{
+			ID: "api-" + strconv.Itoa(i+1), Name: "api", Address: "127.0.0.1", Port: b.port,
+			Meta: map[string]string{"version": version}, Check: passing,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	publicPort, upstreamPort := e2eFreePort(t), e2eFreePort(t)
+	err := c.Agent().ServiceRegister(&api.AgentServiceRegistration{
+		ID: "web-1", Name: "web", Address: "127.0.0.1", Port: e2eFreePort(t), Check: passing,
+		Connect: &api.AgentServiceConnect{SidecarService: &api.AgentServiceRegistration{
+			Address: "127.0.0.1", Port: publicPort, Check: passing,
+			Proxy: &api.AgentServiceConnectProxyConfig{Upstreams: []api.Upstream{{DestinationName: "api", LocalBindPort: upstreamPort}}},
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set(&api.ProxyConfigEntry{Kind: api.ProxyDefaults, Name: api.ProxyConfigGlobal, Config: map[string]any{"protocol": "http"}})
+
+	// Control plane: each model snapshot is translated for the sidecar and
+	// set in go-control-plane's cache; a failed translation keeps the
+	// previous snapshot (as the real control plane does).
+	const nodeID = "web-1-sidecar-proxy"
+	w := discovery.NewWatcher(c, discovery.Options{Coalesce: 20 * time.Millisecond, MaxBackoff: 500 * time.Millisecond}, zaptest.NewLogger(t, zaptestLevel()))
+	snapshots := cache.NewSnapshotCache(true, cache.IDHash{}, nil)
+	var lastErr atomic.Value
+	var wg sync.WaitGroup
+	runCtx, stop := context.WithCancel(ctx)
+	defer func() { stop(); wg.Wait() }()
+	wg.Go(func() { _ = w.Run(runCtx) })
+	wg.Go(func() {
+		ch, unsubscribe := w.Subscribe()
+		defer unsubscribe()
+		for {
+			if s := w.Current(); s != nil && s.Proxy(nodeID) != nil {
+				res, err := ForSidecar(s, nodeID)
+				if err == nil {
+					var cs *cache.Snapshot
+					if cs, err = res.Snapshot(); err == nil {
+						err = snapshots.SetSnapshot(runCtx, nodeID, cs)
+					}
+				}
+				lastErr.Store(fmt.Sprint(err))
+			}
+			select {
+			case <-ch:
+			case <-runCtx.Done():
+				return
+			}
+		}
+	})
+	grpcServer := grpc.NewServer()
+	discoveryv3.RegisterAggregatedDiscoveryServiceServer(grpcServer, server.NewServer(runCtx, snapshots, nil))
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = grpcServer.Serve(lis) }()
+	defer grpcServer.Stop()
+
+	// The sidecar's data path.
+	log := zap.NewNop()
+	reg := prometheus.NewRegistry()
+	m, err := listener.NewManager(log, reg, listener.Options{DrainTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var applied atomic.Pointer[config.Config]
+	client, err := xdsclient.New(xdsclient.Options{
+		NodeID: nodeID, ControlPlane: lis.Addr().String(), Logger: log, Registerer: reg,
+		Apply: func(_ context.Context, cfg *config.Config) error {
+			if err := m.Apply(cfg); err != nil {
+				return err
+			}
+			applied.Store(cfg)
+			return nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg.Go(func() { _ = client.Run(runCtx) })
+	defer func() {
+		closeCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
+		defer done()
+		m.Close(closeCtx)
+	}()
+
+	httpc := &http.Client{Timeout: 5 * time.Second}
+	get := func(path string) (int, string) {
+		resp, err := httpc.Get(fmt.Sprintf("http://127.0.0.1:%d%s", upstreamPort, path))
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	// until waits for n consecutive answers to path from want (a backend
+	// name, or "!"+name for any 200 but that one) and returns how long it
+	// took.
+	until := func(what, path string, ok func(code int, body string) bool) time.Duration {
+		t.Helper()
+		start := time.Now()
+		streak := 0
+		for streak < 20 {
+			if ctx.Err() != nil {
+				t.Fatalf("%s: not within the deadline (last translation error: %v)", what, lastErr.Load())
+			}
+			if code, body := get(path); ok(code, body) {
+				streak++
+				continue
+			}
+			streak = 0
+			time.Sleep(10 * time.Millisecond)
+		}
+		return time.Since(start)
+	}
+	count := func(path string, n int) map[string]int {
+		out := map[string]int{}
+		for range n {
+			code, body := get(path)
+			if code != http.StatusOK {
+				body = strconv.Itoa(code)
+			}
+			out[body]++
+		}
+		return out
+	}
+
+	// Default chain: every instance takes traffic.
+	d0 := until("the default chain", "/", func(code int, _ string) bool { return code == http.StatusOK })
+	t.Logf("sidecar serving the default chain after %v", d0)
+	if got := count("/", 300); got["v1a"] < 50 || got["v1b"] < 50 || got["v2"] < 50 {
+		t.Fatalf("default chain spread %v, want all three instances", got)
+	}
+
+	// Router /v2 → subset v2; splitter 90/10 for the rest.
+	written := time.Now()
+	set(&api.ServiceResolverConfigEntry{Kind: api.ServiceResolver, Name: "api", Subsets: map[string]api.ServiceResolverSubset{
+		"v1": {Filter: "Service.Meta.version == v1"}, "v2": {Filter: "Service.Meta.version == v2"},
+	}})
+	set(&api.ServiceRouterConfigEntry{Kind: api.ServiceRouter, Name: "api", Routes: []api.ServiceRoute{
+		{Match: &api.ServiceRouteMatch{HTTP: &api.ServiceRouteHTTPMatch{PathPrefix: "/v2"}}, Destination: &api.ServiceRouteDestination{ServiceSubset: "v2"}},
+		{Match: &api.ServiceRouteMatch{HTTP: &api.ServiceRouteHTTPMatch{PathPrefix: "/retry"}},
+			Destination: &api.ServiceRouteDestination{ServiceSubset: "v1", NumRetries: 3, RetryOnStatusCodes: []uint32{503}}},
+	}})
+	set(&api.ServiceSplitterConfigEntry{Kind: api.ServiceSplitter, Name: "api", Splits: []api.ServiceSplit{
+		{Weight: 90, ServiceSubset: "v1"}, {Weight: 10, ServiceSubset: "v2"},
+	}})
+	d := until("router /v2 → subset v2", "/v2/x", func(code int, body string) bool { return code == http.StatusOK && body == "v2" })
+	t.Logf("router/resolver/splitter written → /v2 served by v2 only after %v (of which %v confirming with 20 consecutive answers)", time.Since(written), d)
+	got := count("/", 1000)
+	if v2share := got["v2"]; v2share < 60 || v2share > 140 || got["v1a"]+got["v1b"]+v2share != 1000 {
+		t.Errorf("split 90/10: %v, want v2 at 10 %% (60..140 of 1000) and no failures", got)
+	}
+
+	// PassiveHealthCheck (MaxFailures 1): once the sidecar runs it, v1b
+	// failing costs one failed request, then it is ejected. With Envoy's
+	// default (5 consecutive 5xx) it would cost five.
+	written = time.Now()
+	set(&api.ServiceConfigEntry{Kind: api.ServiceDefaults, Name: "web", Protocol: "http",
+		UpstreamConfig: &api.UpstreamConfiguration{Defaults: &api.UpstreamConfig{PassiveHealthCheck: &api.PassiveHealthCheck{
+			Interval: time.Second, MaxFailures: 1, MaxEjectionPercent: ptrTo(uint32(100)), BaseEjectionTime: ptrTo(3 * time.Second),
+		}}}})
+	for {
+		if cfg := applied.Load(); cfg != nil {
+			if cl := cfg.Clusters["v1.api.default.dc1.internal"]; cl != nil && cl.OutlierDetection != nil && cl.OutlierDetection.Consecutive5xx == 1 {
+				break
+			}
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the sidecar never applied the PassiveHealthCheck (last translation error: %v)", lastErr.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("service-defaults PassiveHealthCheck written → applied by the sidecar after %v", time.Since(written))
+	v1b.failing.Store(true)
+	// 150 sequential requests take well under the 3 s ejection.
+	got = count("/", 150)
+	if got["503"] > 1 || got["v1b"] > 0 {
+		t.Errorf("with v1b failing and MaxFailures 1: %v, want at most one 503 before the ejection", got)
+	}
+	t.Logf("v1b failing: %v over 150 requests (ejected after its first failure)", got)
+
+	// Retries on 503 (/retry: subset v1, three retries, previous_hosts by
+	// default): once v1b's ejection ends, its first attempts fail and are
+	// retried on v1a, so every request succeeds.
+	v1b.failing.Store(false)
+	for {
+		if _, body := get("/"); body == "v1b" {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("v1b never came back from its ejection")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("v1b back from its ejection")
+	v1b.failing.Store(true)
+	before := v1b.hits.Load()
+	got = count("/retry", 200)
+	if got["v1a"] != 200 {
+		t.Errorf("/retry with v1b failing: %v, want every request answered by v1a", got)
+	}
+	retried := v1b.hits.Load() - before
+	if retried == 0 {
+		t.Errorf("v1b was never tried: the retry path was not exercised")
+	}
+	t.Logf("/retry: %d/200 succeeded; %d attempts on the failing v1b were retried", got["v1a"], retried)
+	v1b.failing.Store(false)
+
+	// Deleting the entries restores the default chain: /v2 reaches every
+	// instance again.
+	written = time.Now()
+	for _, kind := range []string{api.ServiceRouter, api.ServiceSplitter, api.ServiceResolver} {
+		if _, err := c.ConfigEntries().Delete(kind, "api", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for {
+		if _, body := get("/v2/x"); body == "v1a" || body == "v1b" {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the default chain never came back (last translation error: %v)", lastErr.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("entries deleted → /v2 reaches v1 instances again after %v", time.Since(written))
+	if got := count("/v2/x", 300); got["v1a"] < 50 || got["v2"] < 50 {
+		t.Errorf("default chain after deletion: %v, want /v2 spread over the instances", got)
+	}
+}
+
+func ptrTo[T any](v T) *T { return &v }
+
+func zaptestLevel() zaptest.LoggerOption { return zaptest.Level(zap.WarnLevel) }
