@@ -112,6 +112,7 @@ func measure(ctx context.Context, t topology, cpBin string, cpArgs []string, nco
 		return r, err
 	}
 	defer consul.stop()
+	logf("consul on http://%s", consul.addr)
 	start := time.Now()
 	if err := t.register(ctx, consul.client); err != nil {
 		return r, fmt.Errorf("register: %w", err)
