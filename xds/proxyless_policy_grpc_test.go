@@ -94,7 +94,7 @@ func serveProxyless(ctx context.Context, t *testing.T, res *Resources, target st
 // TestProxylessGRPCClientHonoursRouterSplitterRetry: a real grpc-go v1.85
 // client ACKs a chain of service-router (header match → subset v2 with
 // retries on unavailable), service-splitter (80 % v1 / 20 % v2) and
-// service-resolver subsets, splits its calls by weight within tolerance,
+// service-resolver (subsets, least_request, failover as priorities), splits its calls by weight within tolerance,
 // sends the matching calls to v2 only, and retries v2's UNAVAILABLE
 // answers (every other call fails there) so that no such call fails.
 func TestProxylessGRPCClientHonoursRouterSplitterRetry(t *testing.T) {
@@ -113,9 +113,14 @@ func TestProxylessGRPCClientHonoursRouterSplitterRetry(t *testing.T) {
 		Services:   map[string]*mesh.Service{"greeter": {Name: "greeter", Instances: []mesh.Instance{inst1, inst2}}},
 		Config: mesh.Config{
 			ServiceDefaults: map[string]*mesh.ServiceDefaults{"greeter": {Name: "greeter", Protocol: "grpc"}},
+			// least_request and failover priorities (v2 → v1 at priority
+			// 1) must be accepted too.
 			Resolvers: map[string]*mesh.ServiceResolver{"greeter": {Name: "greeter", Subsets: map[string]mesh.ResolverSubset{
 				"v1": {Filter: "Service.Meta.version == v1"}, "v2": {Filter: "Service.Meta.version == v2"},
-			}}},
+			},
+				LoadBalancer: &mesh.LoadBalancer{Policy: "least_request", LeastRequestConfig: &mesh.LeastRequestConfig{ChoiceCount: 2}},
+				Failover:     map[string]mesh.ResolverFailover{"v2": {ServiceSubset: "v1"}},
+			}},
 			Routers: map[string]*mesh.ServiceRouter{"greeter": {Name: "greeter", Routes: []mesh.Route{{
 				Match:       &mesh.RouteMatch{Header: []mesh.HeaderMatch{{Name: "x-canary", Exact: "1"}}},
 				Destination: &mesh.RouteDestination{ServiceSubset: "v2", NumRetries: 3, RetryOn: []string{"unavailable"}},
