@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -253,8 +254,15 @@ func TestRetryPreviousHosts(t *testing.T) {
 }
 
 func TestRetryBodyReplay(t *testing.T) {
+	t.Run("HTTP/1.1 upstream", func(t *testing.T) { testRetryBodyReplay(t, config.HTTP1) })
+	// The HTTP/2 transport reads and closes request bodies from its own
+	// goroutines: the race detector checks the pooled buffer's hand-off.
+	t.Run("HTTP/2 upstream", func(t *testing.T) { testRetryBodyReplay(t, config.HTTP2) })
+}
+
+func testRetryBodyReplay(t *testing.T, proto config.Protocol) {
 	bodies := make(chan string, 8)
-	up, hits := counted(t, false, func(n int32, w http.ResponseWriter, r *http.Request) {
+	up, hits := counted(t, proto == config.HTTP2, func(n int32, w http.ResponseWriter, r *http.Request) {
 		b, err := io.ReadAll(r.Body)
 		if err != nil {
 			t.Errorf("upstream body read: %v", err)
@@ -266,7 +274,7 @@ func TestRetryBodyReplay(t *testing.T) {
 		}
 		w.Write([]byte("got " + r.Header.Get("Content-Length")))
 	})
-	px := startProxy(t, catchAll(retryRoute("c", fastPolicy(config.Retry5xx), 5*time.Second)), map[string]*config.Cluster{"c": oneHost("c", addrOf(up), config.HTTP1)}, nil)
+	px := startProxy(t, catchAll(retryRoute("c", fastPolicy(config.Retry5xx), 5*time.Second)), map[string]*config.Cluster{"c": oneHost("c", addrOf(up), proto)}, nil)
 	st := *px.handler.State()
 	st.BufferLimit = 64 << 10
 	px.handler.Swap(&st)
@@ -408,4 +416,33 @@ func counterValue(t *testing.T, px *testProxy, name string, labels ...string) fl
 		}
 	}
 	return 0
+}
+
+// TestRetryAfterEarlyResponse: the upstream answers 503 before reading the
+// body, so the transport abandons (and closes) the attempt's body while it
+// may still be sending it; the retry must still send the whole body, and
+// the race detector checks that no attempt reads the pooled buffer after
+// it went back to the pool.
+func TestRetryAfterEarlyResponse(t *testing.T) {
+	body := strings.Repeat("x", 200<<10)
+	for _, proto := range []config.Protocol{config.HTTP1, config.HTTP2} {
+		t.Run(map[config.Protocol]string{config.HTTP1: "HTTP/1.1", config.HTTP2: "HTTP/2"}[proto], func(t *testing.T) {
+			up, _ := counted(t, proto == config.HTTP2, func(n int32, w http.ResponseWriter, r *http.Request) {
+				if n%2 == 1 {
+					w.WriteHeader(503) // without reading the body
+					return
+				}
+				b, _ := io.ReadAll(r.Body)
+				w.Write([]byte(strconv.Itoa(len(b))))
+			})
+			px := startProxy(t, catchAll(retryRoute("c", fastPolicy(config.Retry5xx), 5*time.Second)), map[string]*config.Cluster{"c": oneHost("c", addrOf(up), proto)}, nil)
+			c := client(t, false)
+			for i := range 10 {
+				res, got := get(t, c, newReq(t, "POST", px.url("/early"), body))
+				if res.StatusCode != 200 || got != strconv.Itoa(len(body)) {
+					t.Fatalf("request %d: %d %q, want 200 and the %d-byte body received", i, res.StatusCode, got, len(body))
+				}
+			}
+		})
+	}
 }
