@@ -6,6 +6,8 @@
 //	res, err := xds.ForSidecar(snap, proxyID)   // one connect-proxy's resources
 //	res, err := xds.ForProxyless(snap)          // API listeners etc. for grpc-go xds:/// clients
 //	cs, err := res.Snapshot()                   // go-control-plane *cache.Snapshot, per-type versions
+//	ws := res.Warnings()                        // proxyless: what grpc-go will not apply (log them)
+//	ee := xds.EntryErrors(err)                  // the config entry and field a failure is about, or nil
 //
 // Both return a *Resources that has passed Validate: Validate() on every
 // resource and the consistency check (including RDS names inside API
