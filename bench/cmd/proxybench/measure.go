@@ -142,6 +142,7 @@ type manyResult struct {
 	ReadyMS     float64 `json:"ready_ms"`
 	RSSMiB      float64 `json:"rss_mib"`
 	RSSServeMiB float64 `json:"rss_after_requests_mib"`
+	Error       string  `json:"error,omitempty"`
 }
 
 // measureMany starts a sidecar whose snapshot has s.Many routes and
@@ -157,7 +158,7 @@ func (e *env) measureMany(ctx context.Context) (manyResult, error) {
 	}
 	defer c.stop()
 	last := fmt.Sprintf("svc-%05d", e.s.Many-1)
-	if err := waitHTTP(ctx, c, e.targets["many"].url, last, 60*time.Second); err != nil {
+	if err := waitHTTP(ctx, c, e.targets["many"].url, last, 150*time.Second); err != nil {
 		return r, err
 	}
 	r.ReadyMS = float64(time.Since(t0).Milliseconds())

@@ -147,7 +147,9 @@ func printTables(w io.Writer, res *result) {
 			pct(m.CoreBusy, t.Name), m.P50US, m.P90US, m.P99US, signed(t.Name, t.AddedP50US), signed(t.Name, t.AddedP99US))
 	}
 	tw.Flush()
-	if res.Many != nil {
+	if res.Many != nil && res.Many.Error != "" {
+		fmt.Fprintf(w, "\nsidecar with %d routes and clusters: %s\n", res.Many.Routes, res.Many.Error)
+	} else if res.Many != nil {
 		fmt.Fprintf(w, "\nsidecar with %d routes and %d clusters: ready in %.0f ms, RSS %.1f MiB (%.1f MiB after 500 requests over 500 hosts)\n",
 			res.Many.Routes, res.Many.Clusters, res.Many.ReadyMS, res.Many.RSSMiB, res.Many.RSSServeMiB)
 	}
