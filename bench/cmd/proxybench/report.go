@@ -116,20 +116,23 @@ func printTables(w io.Writer, res *result) {
 	fmt.Fprintf(w, "medians of %d rounds; wrk -t1 -c%d %s; latency at %d req/s for %s\n\n",
 		res.Settings.Rounds, res.Settings.Conns, res.Settings.Duration, res.Settings.Rate, res.Settings.RateDuration)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "target\treq/s\tproxy CPU µs/req\tcore busy\t× nginx\t× haproxy\tp50 µs\tp90 µs\tp99 µs\t+p50\t+p99\tRSS idle MiB\tRSS load MiB\t")
+	fmt.Fprintln(tw, "target\treq/s\t÷ direct\tproxy CPU µs/req\tcore busy\t× nginx\t× haproxy\tp50 µs\tp90 µs\tp99 µs\t+p50\t+p99\tRSS idle MiB\tRSS load MiB\t")
 	var direct float64
 	for _, t := range res.Targets {
 		if t.Name == "direct" {
 			direct = t.Median.RPS
 		}
 	}
-	_ = direct
 	for _, t := range res.Targets {
 		if t.GRPC {
 			continue
 		}
 		m := t.Median
-		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%s\t%.0f\t%.0f\t%.0f\t%s\t%s\t%s\t%s\t\n", t.Name, m.RPS,
+		rel := "—"
+		if direct > 0 {
+			rel = fmt.Sprintf("%.2f", m.RPS/direct)
+		}
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%.0f\t%.0f\t%.0f\t%s\t%s\t%s\t%s\t\n", t.Name, m.RPS, rel,
 			opt(m.CPUPerReqUS, "%.1f"), pct(m.CoreBusy, t.Name), ratio(t.CPUvs, "nginx"), ratio(t.CPUvs, "haproxy"),
 			m.P50US, m.P90US, m.P99US, signed(t.Name, t.AddedP50US), signed(t.Name, t.AddedP99US),
 			opt(t.RSSIdleMiB, "%.1f"), opt(m.RSSLoadMiB, "%.1f"))
