@@ -46,6 +46,7 @@ func runProfile(ctx context.Context, s settings, bin, dir, level string) error {
 		return err
 	}
 	argv := []string{"taskset", "-c", strconv.Itoa(s.ProxyCPU), bin, "-upstream", upAddr, "-listen", listen, "-out", dir, "-log-level", level, "-memprofilerate", strconv.Itoa(s.ProfMemRate)}
+	argv = append(argv, strings.Fields(s.ProfArgs)...)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

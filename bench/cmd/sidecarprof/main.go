@@ -35,6 +35,8 @@ import (
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/seed-a778acb4/consulate/bench/xdsstatic"
 	"github.com/seed-a778acb4/consulate/internal/logging"
@@ -50,13 +52,14 @@ func main() {
 	out := flag.String("out", ".", "directory for cpu.pprof, allocs.pprof and stats.json")
 	level := flag.String("log-level", "info", "log level (info writes the access log to stderr)")
 	many := flag.Int("many", 0, "instead of profiling requests: load a snapshot with this many routes and clusters, write heap.pprof once it serves, and exit")
+	buffered := flag.Bool("buffered-log", false, "experiment: log through a 256 KiB zapcore.BufferedWriteSyncer without caller annotation (what proposal 3 in bench/README.md would do)")
 	proto := flag.String("xds-protocol", "delta", "ADS protocol: delta or sotw")
 	memRate := flag.Int("memprofilerate", 0, "runtime.MemProfileRate (0: Go's default, 512 KiB; 4096 samples allocations finely but costs CPU)")
 	flag.Parse()
 	if *memRate > 0 {
 		runtime.MemProfileRate = *memRate
 	}
-	if err := run(*upstream, *listen, *out, *level, *many, xdsclient.Protocol(*proto)); err != nil {
+	if err := run(*upstream, *listen, *out, *level, *many, xdsclient.Protocol(*proto), *buffered); err != nil {
 		fmt.Fprintln(os.Stderr, "sidecarprof:", err)
 		os.Exit(1)
 	}
@@ -70,10 +73,17 @@ type stats struct {
 	HeapInUseMiB float64 `json:"heap_inuse_mib"`
 }
 
-func run(upstream, listen, out, level string, many int, proto xdsclient.Protocol) error {
+func run(upstream, listen, out, level string, many int, proto xdsclient.Protocol, buffered bool) error {
 	log, err := logging.New(level, "json")
 	if err != nil {
 		return err
+	}
+	if buffered {
+		var flush func() error
+		if log, flush, err = bufferedLogger(level); err != nil {
+			return err
+		}
+		defer flush()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -167,6 +177,21 @@ func hostPort(addr string) (decodetest.HostPort, error) {
 	}
 	n, err := strconv.Atoi(p)
 	return decodetest.HostPort{Host: h, Port: uint32(n)}, err
+}
+
+// bufferedLogger is logging.New's JSON logger writing through a buffer
+// (flushed every second and at exit) and without the caller field.
+func bufferedLogger(level string) (*zap.Logger, func() error, error) {
+	var lvl zapcore.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, nil, err
+	}
+	enc := zap.NewProductionEncoderConfig()
+	enc.TimeKey = "time"
+	enc.EncodeTime = zapcore.RFC3339NanoTimeEncoder
+	enc.EncodeDuration = zapcore.MillisDurationEncoder
+	ws := &zapcore.BufferedWriteSyncer{WS: zapcore.AddSync(os.Stderr), Size: 256 << 10, FlushInterval: time.Second}
+	return zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), ws, lvl)), ws.Stop, nil
 }
 
 // heapProfile writes heap.pprof (after a GC) and heap.json for a sidecar
