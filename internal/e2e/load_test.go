@@ -22,6 +22,8 @@ type load struct {
 	ok, fail int
 	failures []string       // the first few, for the error message
 	kinds    map[string]int // every failure by its text
+	// firstFail and lastFail bound the failures in time.
+	firstFail, lastFail time.Time
 }
 
 // loadPace is the time between requests: ~100 requests a second, enough
@@ -74,6 +76,11 @@ func (l *load) record(ctx context.Context, client *http.Client) {
 	}
 	l.fail++
 	l.kinds[failure]++
+	now := time.Now()
+	if l.firstFail.IsZero() {
+		l.firstFail = now
+	}
+	l.lastFail = now
 	if len(l.failures) < 5 {
 		l.failures = append(l.failures, time.Now().Format("15:04:05.000")+" "+failure)
 	}
@@ -91,6 +98,14 @@ func (l *load) failureKinds() map[string]int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return maps.Clone(l.kinds)
+}
+
+// failWindow returns when the first and the last failure happened (zero
+// times if none did).
+func (l *load) failWindow() (first, last time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.firstFail, l.lastFail
 }
 
 // stop ends the loop and waits for it.

@@ -19,6 +19,7 @@ type AccessEntry struct {
 	UpstreamHost    string `json:"upstream_host"`
 	Attempts        int    `json:"attempts"`
 	Path            string `json:"path"`
+	RequestID       string `json:"request_id"`
 }
 
 // ReadAccessLog returns the access-log lines (zap JSON, logger "access")
