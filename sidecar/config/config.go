@@ -68,11 +68,14 @@ type VirtualHost struct {
 	Domains []string // exact, "*.suffix", "prefix.*" or "*"
 	Routes  []*Route
 	// RetryPolicy applies to routes that have none.
-	RetryPolicy             *RetryPolicy
-	RequestHeadersToAdd     []HeaderValueOption
-	RequestHeadersToRemove  []string
-	ResponseHeadersToAdd    []HeaderValueOption
-	ResponseHeadersToRemove []string
+	RetryPolicy *RetryPolicy
+	// PerRequestBufferLimitBytes bounds the body kept for retries (with
+	// the listener's limit); 0 = unset. A route's own value wins.
+	PerRequestBufferLimitBytes uint32
+	RequestHeadersToAdd        []HeaderValueOption
+	RequestHeadersToRemove     []string
+	ResponseHeadersToAdd       []HeaderValueOption
+	ResponseHeadersToRemove    []string
 }
 
 // Route is one route: a match and exactly one action (Forward, Redirect or
@@ -83,6 +86,8 @@ type Route struct {
 	Forward        *RouteAction
 	Redirect       *RedirectAction
 	DirectResponse *DirectResponseAction
+	// PerRequestBufferLimitBytes, see VirtualHost; 0 = unset.
+	PerRequestBufferLimitBytes uint32
 
 	RequestHeadersToAdd     []HeaderValueOption
 	RequestHeadersToRemove  []string
@@ -198,6 +203,24 @@ type RetryPolicy struct {
 	BackOffMax            time.Duration // default 10 × base
 	RetryPreviousHosts    bool          // retry_host_predicate previous_hosts
 	HostSelectionAttempts int64         // host_selection_retry_max_attempts
+	// RetriableHeaders: a response with a header matching any of these is
+	// retried under retry-on retriable-headers.
+	RetriableHeaders []HeaderMatcher
+	// RateLimitedBackOff is rate_limited_retry_back_off; nil when unset.
+	RateLimitedBackOff *RateLimitedBackOff
+}
+
+// RateLimitedBackOff is RetryPolicy.rate_limited_retry_back_off: wait what
+// the upstream's reset header says instead of the exponential back-off.
+type RateLimitedBackOff struct {
+	ResetHeaders []ResetHeader // tried in order
+	MaxInterval  time.Duration // default 300 s; longer values are discarded
+}
+
+// ResetHeader names a response header holding when to retry.
+type ResetHeader struct {
+	Name          string // canonical header key
+	UnixTimestamp bool   // false: seconds to wait (Retry-After)
 }
 
 // RetryOn is a bit set of Envoy retry_on conditions.

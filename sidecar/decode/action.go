@@ -184,6 +184,9 @@ func retryPolicy(p *routev3.RetryPolicy) (*config.RetryPolicy, error) {
 		}
 		out.RetryPreviousHosts = true
 	}
+	if err := retryPolicyExtras(p, out); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 

@@ -54,7 +54,7 @@ func routeConfiguration(rc *routev3.RouteConfiguration) (*config.RouteConfig, er
 }
 
 func virtualHost(vh *routev3.VirtualHost) (*config.VirtualHost, error) {
-	out := &config.VirtualHost{Name: vh.GetName()}
+	out := &config.VirtualHost{Name: vh.GetName(), PerRequestBufferLimitBytes: vh.GetPerRequestBufferLimitBytes().GetValue()}
 	if len(vh.GetDomains()) == 0 {
 		return nil, fmt.Errorf("domains: at least one domain is required")
 	}
@@ -107,7 +107,7 @@ func checkDomain(d string) error {
 }
 
 func route(r *routev3.Route) (*config.Route, error) {
-	out := &config.Route{Name: r.GetName()}
+	out := &config.Route{Name: r.GetName(), PerRequestBufferLimitBytes: r.GetPerRequestBufferLimitBytes().GetValue()}
 	m, err := routeMatch(r.GetMatch())
 	if err != nil {
 		return nil, fmt.Errorf("match: %w", err)

@@ -103,12 +103,17 @@ func (ex *exchange) attempts(ctx context.Context, c *cluster.Cluster, vh *config
 		}
 		if again {
 			retryHeld = true
+			wait, limited := time.Duration(0), false
 			if res != nil {
+				wait, limited = retry.RateLimitedBackoff(p, res.Header, time.Now(), rand.Int64N)
 				res.Body.Close()
+			}
+			if !limited {
+				wait = retry.Backoff(p, n, rand.Int64N)
 			}
 			ex.stopTry(cancel)
 			host.End()
-			if !ex.backoff(ctx, p, n) {
+			if !sleep(ctx, wait) {
 				code, flag, body := ex.classify(ctx, ctx.Err())
 				ex.localReply(code, flag, body)
 				return
@@ -217,9 +222,8 @@ func (ex *exchange) judge(ctx, actx context.Context, host *cluster.Host, res *ht
 // replayable: the request can be sent again (no body, or a buffered one).
 func (ex *exchange) replayable() bool { return ex.stream == nil }
 
-// backoff waits before retry n; false when ctx ended first.
-func (ex *exchange) backoff(ctx context.Context, p *config.RetryPolicy, n int) bool {
-	d := retry.Backoff(p, n, rand.Int64N)
+// sleep waits d; false when ctx ended first.
+func sleep(ctx context.Context, d time.Duration) bool {
 	if d <= 0 {
 		return ctx.Err() == nil
 	}

@@ -37,9 +37,14 @@
 //     gateway-error and reset; per_try_idle_timeout ends an attempt whose
 //     upstream was silent that long (before headers: retried likewise;
 //     after: the stream is reset, UT).
+//   - Back-off: rate_limited_retry_back_off when the response carries a
+//     usable reset header (Retry-After…), else the jittered exponential
+//     back-off (package retry).
 //   - Body replay: with a retry policy the request body is read into a
 //     pooled buffer of at most the listener's
-//     per_connection_buffer_limit_bytes (1 MiB default) and sent again on
+//     per_connection_buffer_limit_bytes (1 MiB default), lowered by the
+//     route's (else the virtual host's) per_request_buffer_limit_bytes,
+//     and sent again on
 //     each attempt; a larger body streams through (what was read first,
 //     then the rest) and the request is not retried, as Envoy does when
 //     its buffer overflows. Without a policy the body streams and nothing
@@ -55,10 +60,8 @@
 //     local reply to an HTTP/1.1 request whose body was not read closes
 //     the connection instead of draining the body. Header reading is
 //     bounded by the listener (package listener).
-//   - Not implemented (the decoder NACKs their fields): retriable_headers
-//     (so retriable-headers matches nothing), rate_limited_retry_back_off,
-//     per_request_buffer_limit_bytes, include_request_attempt_count (so no
-//     x-envoy-attempt-count). The x-envoy-retry-on, x-envoy-retry-grpc-on,
+//   - Not implemented (the decoder NACKs its field):
+//     include_request_attempt_count, so no x-envoy-attempt-count. The x-envoy-retry-on, x-envoy-retry-grpc-on,
 //     x-envoy-max-retries and x-envoy-upstream-rq-per-try-timeout-ms
 //     request headers are not honoured: nothing in the config says to
 //     trust them, and an application must not widen the mesh's policy.

@@ -187,7 +187,7 @@ func (ex *exchange) forward(vh *config.VirtualHost, rt *config.Route) {
 	if p == nil && vh != nil {
 		p = vh.RetryPolicy
 	}
-	if !ex.prepareBody(ctx, p) {
+	if !ex.prepareBody(ctx, p, bufferLimit(ex.st, vh, rt)) {
 		return
 	}
 	// Envoy's route timeout starts once the request was received and
@@ -205,10 +205,29 @@ func (ex *exchange) forward(vh *config.VirtualHost, rt *config.Route) {
 	ex.attempts(ctx, c, vh, rt, wc, p, hash, hasHash)
 }
 
+// bufferLimit is how much of a request body may be kept for retries: the
+// listener's per_connection_buffer_limit_bytes (1 MiB by default), lowered
+// by the route's per_request_buffer_limit_bytes, else the virtual host's
+// (Envoy takes the minimum of the two).
+func bufferLimit(st *State, vh *config.VirtualHost, rt *config.Route) int {
+	limit := int(st.BufferLimit)
+	if limit <= 0 {
+		limit = defaultBufferLimit
+	}
+	per := rt.PerRequestBufferLimitBytes
+	if per == 0 && vh != nil {
+		per = vh.PerRequestBufferLimitBytes
+	}
+	if per > 0 {
+		limit = min(limit, int(per))
+	}
+	return limit
+}
+
 // prepareBody sets up the request body: streamed when it cannot be
 // retried, buffered (up to the listener's buffer limit) when it may be.
 // false means the client was answered (or is gone).
-func (ex *exchange) prepareBody(ctx context.Context, p *config.RetryPolicy) bool {
+func (ex *exchange) prepareBody(ctx context.Context, p *config.RetryPolicy, limit int) bool {
 	r := ex.r
 	if r.Body == nil || r.Body == http.NoBody {
 		ex.reqTimer.disarm() // the whole request is in
@@ -218,10 +237,6 @@ func (ex *exchange) prepareBody(ctx context.Context, p *config.RetryPolicy) bool
 	if p == nil || p.NumRetries == 0 {
 		ex.stream = ex.body
 		return true
-	}
-	limit := int(ex.st.BufferLimit)
-	if limit <= 0 {
-		limit = defaultBufferLimit
 	}
 	err := ex.bufferBody(ctx, limit)
 	switch {

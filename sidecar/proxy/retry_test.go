@@ -446,3 +446,83 @@ func TestRetryAfterEarlyResponse(t *testing.T) {
 		})
 	}
 }
+
+func TestRateLimitedRetryBackOff(t *testing.T) {
+	var first time.Time
+	gap := make(chan time.Duration, 1)
+	up, _ := counted(t, false, func(n int32, w http.ResponseWriter, r *http.Request) {
+		if n == 1 {
+			first = time.Now()
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		gap <- time.Since(first)
+		w.Write([]byte("ok"))
+	})
+	p := fastPolicy(config.RetryRetriableStatusCodes)
+	p.RetriableStatusCodes = []uint32{429}
+	p.RateLimitedBackOff = &config.RateLimitedBackOff{MaxInterval: 10 * time.Second, ResetHeaders: []config.ResetHeader{{Name: "Retry-After"}}}
+	px := startProxy(t, catchAll(retryRoute("c", p, 5*time.Second)), map[string]*config.Cluster{"c": oneHost("c", addrOf(up), config.HTTP1)}, nil)
+	res, _ := get(t, client(t, false), newReq(t, "GET", px.url("/limited"), ""))
+	if res.StatusCode != 200 {
+		t.Fatalf("status %d, want 200 after the rate-limited retry", res.StatusCode)
+	}
+	// Retry-After: 1 → between 1 s and 1.5 s (jitter), instead of the
+	// 1-10 ms exponential back-off of the policy.
+	if g := <-gap; g < time.Second || g > 3*time.Second {
+		t.Errorf("retried %v after the 429, want Retry-After's 1 s (+ up to 50%%)", g)
+	}
+}
+
+func TestRetriableHeaders(t *testing.T) {
+	up, hits := counted(t, false, func(n int32, w http.ResponseWriter, r *http.Request) {
+		if n == 1 {
+			w.Header().Set("X-Upstream-Busy", "yes")
+		}
+		w.Write([]byte("ok"))
+	})
+	p := fastPolicy(config.RetryRetriableHeaders)
+	p.RetriableHeaders = []config.HeaderMatcher{{Name: "x-upstream-busy", Match: config.StringMatcher{Kind: config.MatchExact, Value: "yes"}}}
+	px := startProxy(t, catchAll(retryRoute("c", p, 5*time.Second)), map[string]*config.Cluster{"c": oneHost("c", addrOf(up), config.HTTP1)}, nil)
+	res, _ := get(t, client(t, false), newReq(t, "GET", px.url("/busy"), ""))
+	if res.StatusCode != 200 || hits.Load() != 2 || res.Header.Get("X-Upstream-Busy") != "" {
+		t.Errorf("status %d after %d attempts (busy header %q), want 200 after 2 without it", res.StatusCode, hits.Load(), res.Header.Get("X-Upstream-Busy"))
+	}
+}
+
+func TestPerRequestBufferLimit(t *testing.T) {
+	up, hits := counted(t, false, func(_ int32, w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.WriteHeader(503)
+	})
+	tests := []struct {
+		name         string
+		route, vhost uint32
+		body         int
+		wantAttempts int32
+	}{
+		{"route limit: body within", 16, 0, 16, 2},
+		{"route limit: body above is not retried", 16, 0, 17, 1},
+		{"virtual host limit applies without a route limit", 0, 8, 9, 1},
+		{"route limit wins over the virtual host's", 32, 8, 20, 2},
+		{"listener limit still bounds", 4 << 20, 0, 70 << 10, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rt := retryRoute("c", fastPolicy(config.Retry5xx), 5*time.Second)
+			rt.PerRequestBufferLimitBytes = tt.route
+			rc := catchAll(rt)
+			rc.VirtualHosts[0].PerRequestBufferLimitBytes = tt.vhost
+			px := startProxy(t, rc, map[string]*config.Cluster{"c": oneHost("c", addrOf(up), config.HTTP1)}, nil)
+			st := *px.handler.State()
+			st.BufferLimit = 64 << 10
+			px.handler.Swap(&st)
+			hits.Store(0)
+			get(t, client(t, false), newReq(t, "POST", px.url("/buf"), strings.Repeat("b", tt.body)))
+			if hits.Load() != tt.wantAttempts {
+				t.Errorf("%d attempts for a %d-byte body, want %d", hits.Load(), tt.body, tt.wantAttempts)
+			}
+		})
+	}
+}

@@ -36,11 +36,14 @@ type Outcome struct {
 	GRPCStatus int
 	// Overloaded: the response carried x-envoy-overloaded.
 	Overloaded bool
+	// Header is the response's header (retriable_headers), nil without a
+	// response.
+	Header http.Header
 }
 
 // ResponseOutcome reads an upstream response's status and headers.
 func ResponseOutcome(status int, h http.Header) Outcome {
-	o := Outcome{Status: status, GRPCStatus: -1}
+	o := Outcome{Status: status, GRPCStatus: -1, Header: h}
 	if vs := h["Grpc-Status"]; len(vs) > 0 {
 		if n, err := strconv.Atoi(vs[0]); err == nil {
 			o.GRPCStatus = n
@@ -91,6 +94,8 @@ func Retriable(p *config.RetryPolicy, o Outcome) bool {
 	case on&config.RetryRetriable4xx != 0 && s == http.StatusConflict:
 		return true
 	case on&config.RetryRetriableStatusCodes != 0 && s >= 0 && slices.Contains(p.RetriableStatusCodes, uint32(s)):
+		return true
+	case on&config.RetryRetriableHeaders != 0 && headersMatch(p.RetriableHeaders, o.Header):
 		return true
 	}
 	return grpcRetriable(on, o.GRPCStatus)

@@ -54,7 +54,7 @@ func TestRetriable(t *testing.T) {
 		{"retriable-status-codes retries a listed code", config.RetryRetriableStatusCodes, []uint32{418, 429}, status(429), true},
 		{"retriable-status-codes does not retry an unlisted code", config.RetryRetriableStatusCodes, []uint32{418}, status(503), false},
 		{"codes without the condition do nothing", config.Retry5xx, []uint32{429}, status(429), false},
-		{"retriable-headers matches nothing", config.RetryRetriableHeaders, nil, status(503), false},
+		{"retriable-headers without headers matches nothing", config.RetryRetriableHeaders, nil, status(503), false},
 		{"cancelled retries grpc 1", config.RetryGRPCCancelled, nil, grpc(1), true},
 		{"deadline-exceeded retries grpc 4", config.RetryGRPCDeadlineExceeded, nil, grpc(4), true},
 		{"resource-exhausted retries grpc 8", config.RetryGRPCResourceExhausted, nil, grpc(8), true},
@@ -95,6 +95,7 @@ func TestResponseOutcome(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			tt.want.Header = tt.h
 			if diff := cmp.Diff(tt.want, ResponseOutcome(tt.status, tt.h)); diff != "" {
 				t.Errorf("ResponseOutcome (-want +got):\n%s", diff)
 			}

@@ -21,8 +21,10 @@
 //   - retriable-4xx: 409 only.
 //   - refused-stream: the HTTP/2 stream was reset with REFUSED_STREAM.
 //   - retriable-status-codes: a status listed in retriable_status_codes.
-//   - retriable-headers: the sidecar decodes no retriable_headers, so no
-//     response matches (the condition is accepted and inert).
+//   - retriable-headers: a response header matches one of
+//     retriable_headers (Envoy's HeaderMatcher; several values joined with
+//     ","). The x-envoy-retriable-header-names request header is not
+//     honoured (nothing says to trust the client).
 //   - cancelled, deadline-exceeded, internal, resource-exhausted,
 //     unavailable: the grpc-status in the response headers (a Trailers-Only
 //     gRPC response), as Envoy reads it; trailers after a body are never
@@ -32,6 +34,11 @@
 //   - Back-off: retry n (1-based) waits a uniformly random time in
 //     [0, (2^n − 1) × base), capped at max (default 10 × base, base 25 ms):
 //     0–24 ms, 0–74 ms, 0–174 ms … with the defaults ("full jitter").
+//   - rate_limited_retry_back_off: when the retried response carries one
+//     of reset_headers (tried in order; SECONDS like Retry-After, or
+//     UNIX_TIMESTAMP) with a value not above max_interval (300 s), the
+//     wait is that value plus a random jitter of up to half of it;
+//     otherwise the exponential back-off applies.
 //   - Retry budget: at most budget_percent of the cluster's active
 //     requests may be retries at once, and never fewer than
 //     min_retry_concurrency.
