@@ -45,8 +45,16 @@ func ConstantRate(ctx context.Context, url string, rate, workers int, dur time.D
 	total := int(dur.Seconds() * float64(rate))
 	interval := time.Second / time.Duration(rate)
 	// Warm the connections so that no dial is measured.
+	// A failed warm-up request is retried (twice): it is reported by the
+	// caller's error count only if the target stays broken.
 	for range workers {
-		if err := get(client, url); err != nil {
+		var err error
+		for range 3 {
+			if err = get(client, url); err == nil {
+				break
+			}
+		}
+		if err != nil {
 			return RateResult{}, fmt.Errorf("warm-up: %w", err)
 		}
 	}

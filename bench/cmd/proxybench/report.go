@@ -134,11 +134,15 @@ func printTables(w io.Writer, res *result) {
 		}
 		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%.0f\t%.0f\t%.0f\t%s\t%s\t%s\t%s\t\n", t.Name, m.RPS, rel,
 			opt(m.CPUPerReqUS, "%.1f"), pct(m.CoreBusy, t.Name), ratio(t.CPUvs, "nginx"), ratio(t.CPUvs, "haproxy"),
-			m.P50US, m.P90US, m.P99US, signed(t.Name, t.AddedP50US), signed(t.Name, t.AddedP99US),
+			m.P50US, m.P90US, m.P99US, signed(t.Name, t.AddedP50US, direct > 0), signed(t.Name, t.AddedP99US, direct > 0),
 			opt(t.RSSIdleMiB, "%.1f"), opt(m.RSSLoadMiB, "%.1f"))
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
+	grpcBase := false
+	for _, t := range res.Targets {
+		grpcBase = grpcBase || t.Name == "grpc-direct"
+	}
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "gRPC unary\tcalls/s\tproxy CPU µs/call\tcore busy\tp50 µs\tp90 µs\tp99 µs\t+p50\t+p99\t")
 	for _, t := range res.Targets {
@@ -147,7 +151,7 @@ func printTables(w io.Writer, res *result) {
 		}
 		m := t.Median
 		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%.0f\t%.0f\t%.0f\t%s\t%s\t\n", t.Name, m.RPS, opt(m.CPUPerReqUS, "%.1f"),
-			pct(m.CoreBusy, t.Name), m.P50US, m.P90US, m.P99US, signed(t.Name, t.AddedP50US), signed(t.Name, t.AddedP99US))
+			pct(m.CoreBusy, t.Name), m.P50US, m.P90US, m.P99US, signed(t.Name, t.AddedP50US, grpcBase), signed(t.Name, t.AddedP99US, grpcBase))
 	}
 	tw.Flush()
 	if res.Many != nil && res.Many.Error != "" {
@@ -179,8 +183,8 @@ func ratio(m map[string]float64, k string) string {
 	return "—"
 }
 
-func signed(name string, v float64) string {
-	if name == "direct" || name == "grpc-direct" {
+func signed(name string, v float64, hasBase bool) string {
+	if name == "direct" || name == "grpc-direct" || !hasBase {
 		return "—"
 	}
 	return fmt.Sprintf("%+.0f", v)

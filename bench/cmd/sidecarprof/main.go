@@ -12,7 +12,9 @@
 // Once the listener answers it prints "ready" on stdout and starts the CPU
 // profile. On SIGTERM or SIGINT it stops it and writes into DIR: cpu.pprof,
 // allocs.pprof (allocations since start, sampled at -memprofilerate) and
-// stats.json (mallocs and bytes allocated while profiling). The admin
+// stats.json (mallocs and bytes allocated while profiling). With -many N
+// it loads N routes and clusters instead, profiles the CPU until the last
+// one serves (cpu-many.pprof) and writes heap.pprof and heap.json. The admin
 // endpoint is left out: it is not on the data path.
 package main
 
@@ -127,6 +129,17 @@ func run(upstream, listen, out, level string, many int, proto xdsclient.Protocol
 	if err != nil {
 		return err
 	}
+	if many > 0 {
+		// Where the time to the first complete config goes.
+		f, err := os.Create(filepath.Join(out, "cpu-many.pprof"))
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
 	cctx, ccancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = client.Run(cctx) }()
@@ -137,6 +150,7 @@ func run(upstream, listen, out, level string, many int, proto xdsclient.Protocol
 		return err
 	}
 	if many > 0 {
+		pprof.StopCPUProfile()
 		return heapProfile(out, many, time.Since(t0))
 	}
 	cpuFile, err := os.Create(filepath.Join(out, "cpu.pprof"))
