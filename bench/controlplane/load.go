@@ -4,10 +4,10 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/consul/api"
-	"golang.org/x/sync/errgroup"
 )
 
 // loadWorkers bounds the harness's concurrent requests to Consul.
@@ -84,8 +84,7 @@ func (t topology) register(ctx context.Context, c *api.Client) error {
 	if err := runTxns(ctx, c, ops); err != nil {
 		return fmt.Errorf("instances: %w", err)
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(loadWorkers)
+	g, gctx := newLimitGroup(ctx, loadWorkers)
 	for p := range t.sidecarCount() {
 		g.Go(func() error {
 			_, err := c.Catalog().Register(t.sidecarRegistration(p), (&api.WriteOptions{}).WithContext(gctx))
@@ -129,8 +128,7 @@ func (t topology) writeEntries(ctx context.Context, c *api.Client) error {
 			Destination: &api.ServiceRouteDestination{RequestTimeout: 2 * time.Second, NumRetries: 2, RetryOnConnectFailure: true},
 		}}})
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(loadWorkers)
+	g, gctx := newLimitGroup(ctx, loadWorkers)
 	for _, e := range entries {
 		g.Go(func() error {
 			ok, _, err := c.ConfigEntries().Set(e, (&api.WriteOptions{}).WithContext(gctx))
@@ -153,8 +151,7 @@ func (t topology) resolver(i int, connectTimeout time.Duration) *api.ServiceReso
 // runTxns applies ops in transactions of 128 (Consul's maximum).
 func runTxns(ctx context.Context, c *api.Client, ops api.TxnOps) error {
 	const perTxn = 128
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(loadWorkers)
+	g, gctx := newLimitGroup(ctx, loadWorkers)
 	for start := 0; start < len(ops); start += perTxn {
 		batch := ops[start:min(start+perTxn, len(ops))]
 		g.Go(func() error {
@@ -169,4 +166,40 @@ func runTxns(ctx context.Context, c *api.Client, ops api.TxnOps) error {
 		})
 	}
 	return g.Wait()
+}
+
+// limitGroup runs functions on at most n goroutines at a time; the first
+// error cancels its context and is what wait returns.
+type limitGroup struct {
+	wg     sync.WaitGroup
+	sem    chan struct{}
+	cancel context.CancelFunc
+	once   sync.Once
+	err    error
+}
+
+func newLimitGroup(ctx context.Context, n int) (*limitGroup, context.Context) {
+	ctx, cancel := context.WithCancel(ctx)
+	return &limitGroup{sem: make(chan struct{}, n), cancel: cancel}, ctx
+}
+
+// Go blocks until a slot is free, then runs f on its own goroutine.
+func (g *limitGroup) Go(f func() error) {
+	g.sem <- struct{}{}
+	g.wg.Go(func() {
+		defer func() { <-g.sem }()
+		if err := f(); err != nil {
+			g.once.Do(func() {
+				g.err = err
+				g.cancel()
+			})
+		}
+	})
+}
+
+// Wait waits for every function and returns the first error.
+func (g *limitGroup) Wait() error {
+	g.wg.Wait()
+	g.cancel()
+	return g.err
 }
