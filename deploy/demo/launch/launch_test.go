@@ -109,6 +109,7 @@ not json "access"
 }
 
 func TestFreePortsDistinct(t *testing.T) {
+	start := ephemeralStart()
 	seen := map[int]bool{}
 	for range 3 {
 		ps, err := FreePorts(10)
@@ -118,6 +119,9 @@ func TestFreePortsDistinct(t *testing.T) {
 		for _, p := range ps {
 			if seen[p] {
 				t.Errorf("port %d handed out twice", p)
+			}
+			if start >= 20000 && p >= start {
+				t.Errorf("port %d is in the ephemeral range (from %d)", p, start)
 			}
 			seen[p] = true
 		}
