@@ -47,7 +47,7 @@ bench:
 # installs the peers and wrk from Debian packages (once). Results: a table
 # on stdout and bench/results/latest.json. BENCH_FLAGS passes flags, e.g.
 # BENCH_FLAGS='-rounds 5 -targets direct,sidecar,nginx'; BENCH_FLAGS='-profile
-# bench/results/profile' profiles the sidecar's data path instead.
+# /tmp/sidecar-profile' profiles the sidecar's data path instead.
 bench-proxies:
 	bash bench/setup.sh
 	$(GO) build -o bin/sidecar ./sidecar
