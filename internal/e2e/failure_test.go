@@ -207,3 +207,69 @@ func TestSidecarRestarted(t *testing.T) {
 		})
 	}
 }
+
+// TestUpstreamInstanceKilled: one of api's two instances dies (its app;
+// its sidecar stays) under traffic. Today, without retries or outlier
+// detection (issue 5), requests that reach it fail until Consul's check
+// on the app (1 s interval) turns its sidecar critical and the endpoint
+// leaves EDS (or, once the sidecar ejects hosts itself, until it is
+// ejected); the test bounds that window and asserts that no request
+// fails afterwards. With issue 5's retries this becomes: success ≥ 99.9 %.
+func TestUpstreamInstanceKilled(t *testing.T) {
+	f := newFixture(t)
+	web, api1 := f.pair(t)
+	api2 := f.addMember(t, "api", "api-2")
+	waitHosts(t, web, "api", 2, 30*time.Second)
+	l := startLoad(t, web.upstreamURL())
+	l.waitOK(t, 50, 10*time.Second)
+	if api1.App.Requests() == 0 || api2.App.Requests() == 0 {
+		t.Fatalf("before the kill: api-1 served %d, api-2 %d; want both", api1.App.Requests(), api2.App.Requests())
+	}
+
+	killed := time.Now()
+	api2.App.Kill()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := launch.WaitClusterHosts(ctx, web.Sidecar.Done(), web.Sidecar.AdminAddr, "api.", 1); err != nil {
+		t.Fatal(err)
+	}
+	// Wait for the endpoint to be gone: exactly one healthy host left.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		cs, err := launch.Clusters(web.Sidecar.AdminAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hosts := launch.HealthyHosts(cs, "api.")
+		if len(hosts) == 1 && hosts[0] == launch.Addr(api1.SidecarPort) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("web's sidecar still has api hosts %v 30 s after api-2 died", hosts)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	removed := time.Now()
+	_, failedBefore, _ := l.snapshot()
+	l.waitOK(t, 200, 30*time.Second)
+	l.stop()
+	ok, fail, _ := l.snapshot()
+	kinds := l.failureKinds()
+	t.Logf("%d requests, %d failed (%.2f %% success): %v; api-2 stopped being a healthy host of web's sidecar (ejected or removed) %s after the kill",
+		ok+fail, fail, 100*float64(ok)/float64(ok+fail), kinds, removed.Sub(killed).Round(time.Millisecond))
+	// The load is sequential: at most the one request in flight while
+	// /clusters was read can still have gone to api-2.
+	if fail-failedBefore > 1 {
+		t.Errorf("%d requests failed after api-2 left web's sidecar, want at most the one in flight", fail-failedBefore)
+	}
+	for k := range kinds {
+		if !strings.HasPrefix(k, "503 ") && !strings.HasPrefix(k, "502 ") {
+			t.Errorf("failure %q: want only 502/503 answers from the sidecars", k)
+		}
+	}
+	// The check's interval (1 s), Consul, the control plane's coalescing
+	// and the push: seconds at most.
+	if d := removed.Sub(killed); d > 10*time.Second {
+		t.Errorf("api-2 left web's sidecar %s after it died, want at most 10 s", d)
+	}
+}

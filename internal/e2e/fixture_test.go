@@ -48,7 +48,12 @@ type testApp struct {
 	ID       string
 	Port     int
 	requests atomic.Int64
+	srv      *http.Server
 }
+
+// Kill closes the app's listener and every connection, as a crashed
+// process would leave them.
+func (a *testApp) Kill() { _ = a.srv.Close() }
 
 // Requests is how many non-health requests the app answered.
 func (a *testApp) Requests() int64 { return a.requests.Load() }
@@ -67,6 +72,7 @@ func startApp(t testing.TB, id string) *testApp {
 		}
 		fmt.Fprint(w, id)
 	})}
+	a.srv = srv
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	return a
