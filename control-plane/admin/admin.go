@@ -28,13 +28,20 @@ type Status interface {
 	Ready() bool
 	// Status lists the connected proxies.
 	Status() []server.ProxyStatus
+	// ConfigEntryErrors lists the config entries Consul holds that the
+	// model could not decode.
+	ConfigEntryErrors() []server.ConfigEntryError
+	// ProxylessWarnings is what grpc-go will not apply of the proxyless
+	// configuration.
+	ProxylessWarnings() []server.ProxylessWarning
 }
 
 // Handler returns the admin HTTP handler:
 //
 //	/healthz  200 while the process serves HTTP
 //	/readyz   200 once the first Consul snapshot is built, 503 before
-//	/status   JSON {"ready": bool, "proxies": [server.ProxyStatus...]}
+//	/status   JSON {"ready": bool, "config_entry_errors": [server.ConfigEntryError...],
+//	          "proxyless_warnings": [server.ProxylessWarning...], "proxies": [server.ProxyStatus...]}
 //	/metrics  Prometheus exposition of gatherer
 //	/debug/pprof/...  Go's profiles (the admin address is loopback by default)
 func Handler(st Status, gatherer prometheus.Gatherer) http.Handler {
@@ -56,7 +63,8 @@ func Handler(st Status, gatherer prometheus.Gatherer) http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		_ = enc.Encode(Report{Ready: st.Ready(), Proxies: st.Status()})
+		_ = enc.Encode(Report{Ready: st.Ready(), ConfigEntryErrors: st.ConfigEntryErrors(),
+			ProxylessWarnings: st.ProxylessWarnings(), Proxies: st.Status()})
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
@@ -67,7 +75,14 @@ func Handler(st Status, gatherer prometheus.Gatherer) http.Handler {
 
 // Report is the /status document.
 type Report struct {
-	Ready   bool                 `json:"ready"`
+	Ready bool `json:"ready"`
+	// ConfigEntryErrors are entries Consul accepted that we cannot apply
+	// (kind, name, field, error); each keeps its last good version.
+	ConfigEntryErrors []server.ConfigEntryError `json:"config_entry_errors"`
+	// ProxylessWarnings are what grpc-go clients will not apply.
+	ProxylessWarnings []server.ProxylessWarning `json:"proxyless_warnings"`
+	// Proxies are the connected streams; a proxy whose translation fails
+	// has a translation_error.
 	Proxies []server.ProxyStatus `json:"proxies"`
 }
 

@@ -21,19 +21,28 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 type fakeStatus struct {
-	ready   atomic.Bool
-	proxies []server.ProxyStatus
+	ready    atomic.Bool
+	proxies  []server.ProxyStatus
+	entries  []server.ConfigEntryError
+	warnings []server.ProxylessWarning
 }
 
-func (f *fakeStatus) Ready() bool                  { return f.ready.Load() }
-func (f *fakeStatus) Status() []server.ProxyStatus { return f.proxies }
+func (f *fakeStatus) Ready() bool                                  { return f.ready.Load() }
+func (f *fakeStatus) Status() []server.ProxyStatus                 { return f.proxies }
+func (f *fakeStatus) ConfigEntryErrors() []server.ConfigEntryError { return f.entries }
+func (f *fakeStatus) ProxylessWarnings() []server.ProxylessWarning { return f.warnings }
 
 func TestHandler(t *testing.T) {
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	st := &fakeStatus{proxies: []server.ProxyStatus{{NodeID: "web-1-sidecar-proxy", Kind: server.KindSidecar,
 		Protocol: server.ProtocolDelta, Peer: "127.0.0.1:5555", StreamID: 3, ConnectedAt: at,
 		Types: map[string]server.TypeStatus{"cds": {LastSentVersion: "v2", LastACKedVersion: "v1",
-			LastNACK: &server.NACK{Version: "v2", Nonce: "4", Error: "bad", Resources: []string{"db"}, At: at}}}}}}
+			LastNACK: &server.NACK{Version: "v2", Nonce: "4", Error: "bad", Resources: []string{"db"}, At: at}}},
+		TranslationError: &server.TranslationError{Kind: "service-splitter", Name: "api", Field: "Splits[1].ServiceSubset",
+			Error: "no subset", ConsulIndex: 7, Since: at}}},
+		entries:  []server.ConfigEntryError{{Kind: "service-router", Name: "api", Field: "Meta[consulate_nope]", Error: "unknown key"}},
+		warnings: []server.ProxylessWarning{{Resource: "routes api", Entry: "service-router/api", Message: "timeout ignored"}},
+	}
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg)
 	m.NACKs.WithLabelValues("Cluster").Inc()
@@ -74,17 +83,22 @@ func TestHandler(t *testing.T) {
 		if err := json.Unmarshal([]byte(body), &got); err != nil {
 			t.Fatal(err)
 		}
-		if diff := cmp.Diff(Report{Ready: true, Proxies: st.proxies}, got); diff != "" {
+		want := Report{Ready: true, ConfigEntryErrors: st.entries, ProxylessWarnings: st.warnings, Proxies: st.proxies}
+		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("status (-want +got):\n%s", diff)
 		}
-		if !strings.Contains(body, `"last_nack"`) || !strings.Contains(body, `"last_acked_version": "v1"`) {
-			t.Errorf("status JSON lacks NACK/ACK fields:\n%s", body)
+		for _, key := range []string{`"last_nack"`, `"last_acked_version": "v1"`, `"config_entry_errors"`,
+			`"proxyless_warnings"`, `"translation_error"`, `"field": "Splits[1].ServiceSubset"`} {
+			if !strings.Contains(body, key) {
+				t.Errorf("status JSON lacks %s:\n%s", key, body)
+			}
 		}
 	})
 	t.Run("metrics", func(t *testing.T) {
 		_, body := get("/metrics")
 		for _, want := range []string{`consulate_cp_nacks_total{type="Cluster"} 1`, "consulate_cp_connected_proxies 0",
-			"consulate_cp_rebuild_duration_seconds_bucket", "consulate_cp_push_duration_seconds_bucket"} {
+			"consulate_cp_rebuild_duration_seconds_bucket", "consulate_cp_push_duration_seconds_bucket",
+			"consulate_cp_config_entry_errors 0", "consulate_cp_translation_failing_proxies 0"} {
 			if !strings.Contains(body, want) {
 				t.Errorf("/metrics lacks %q", want)
 			}

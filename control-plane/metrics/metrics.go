@@ -36,6 +36,12 @@ type Metrics struct {
 	// TranslateErrors counts failed translations (the proxy keeps its last
 	// configuration).
 	TranslateErrors prometheus.Counter
+	// ConfigEntryErrors is the number of config entry fields Consul holds
+	// that the mesh model could not decode (mesh.Config.Errors).
+	ConfigEntryErrors prometheus.Gauge
+	// FailingProxies is the number of connected proxies whose last
+	// translation failed (they keep their last configuration).
+	FailingProxies prometheus.Gauge
 }
 
 // New creates the collectors and registers them on reg. It panics if reg
@@ -84,8 +90,17 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "consulate_cp_translate_errors_total",
 			Help: "Failed translations; the proxy keeps its last configuration.",
 		}),
+		ConfigEntryErrors: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "consulate_cp_config_entry_errors",
+			Help: "Config entry fields in Consul that could not be applied (their entry keeps its last good version).",
+		}),
+		FailingProxies: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "consulate_cp_translation_failing_proxies",
+			Help: "Connected proxies whose last translation failed and that keep their last configuration.",
+		}),
 	}
 	reg.MustRegister(m.ConnectedProxies, m.Streams, m.Pushes, m.ACKs, m.NACKs,
-		m.PushDuration, m.RebuildDuration, m.SnapshotsSet, m.SnapshotsUnchanged, m.TranslateErrors)
+		m.PushDuration, m.RebuildDuration, m.SnapshotsSet, m.SnapshotsUnchanged, m.TranslateErrors,
+		m.ConfigEntryErrors, m.FailingProxies)
 	return m
 }

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/seed-a778acb4/consulate/discovery/mesh"
+	"github.com/seed-a778acb4/consulate/xds"
 )
 
 const (
@@ -162,8 +163,8 @@ func (p precomputed) Sidecar(snap *mesh.Snapshot, id string) (*cache.Snapshot, e
 	return p[snap][id], nil
 }
 
-func (p precomputed) Proxyless(*mesh.Snapshot) (*cache.Snapshot, error) {
-	return &cache.Snapshot{}, nil
+func (p precomputed) Proxyless(*mesh.Snapshot) (*cache.Snapshot, []xds.Warning, error) {
+	return &cache.Snapshot{}, nil, nil
 }
 
 // BenchmarkRebuildServerOnly is BenchmarkRebuild/endpoint-changed without

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/seed-a778acb4/consulate/control-plane/metrics"
 	"github.com/seed-a778acb4/consulate/discovery/mesh"
+	"github.com/seed-a778acb4/consulate/xds"
 )
 
 // Source publishes mesh model snapshots; discovery.Watcher is one.
@@ -32,8 +34,9 @@ type Source interface {
 type Translator interface {
 	// Sidecar is the configuration of the connect-proxy with that service ID.
 	Sidecar(snap *mesh.Snapshot, proxyID string) (*cache.Snapshot, error)
-	// Proxyless is the configuration every proxyless gRPC client shares.
-	Proxyless(snap *mesh.Snapshot) (*cache.Snapshot, error)
+	// Proxyless is the configuration every proxyless gRPC client shares,
+	// and what of it grpc-go will not apply (xds.Resources.Warnings).
+	Proxyless(snap *mesh.Snapshot) (*cache.Snapshot, []xds.Warning, error)
 }
 
 // versions are a snapshot's per-type versions; equal versions mean equal
@@ -60,6 +63,8 @@ type built struct {
 	// its translation read there (sidecars only).
 	model *mesh.Snapshot
 	deps  serviceDeps
+	// failure is why the last translation failed, nil after a success.
+	failure *TranslationError
 }
 
 // builder keeps one snapshot per connected node in the cache. nodes and
@@ -86,7 +91,13 @@ type builder struct {
 		model *mesh.Snapshot
 		snap  *cache.Snapshot
 		err   error
+		// loggedErr and loggedWarnings are what was last logged, so that a
+		// problem is logged once, not once per model.
+		loggedErr      string
+		loggedWarnings []ProxylessWarning
 	}
+	// warnings are the last proxyless translation's, for /status.
+	warnings atomic.Pointer[[]ProxylessWarning]
 }
 
 // run is the builder's event loop; it returns when ctx is done.
@@ -140,11 +151,15 @@ func (b *builder) nodesChanged(ctx context.Context) {
 				// user agent) is new.
 				e.node = node
 				b.streams.setKind(id, e.kind)
+				b.streams.setFailure(id, e.failure)
 			}
 			fresh = append(fresh, e)
 			continue
 		}
-		if _, have := b.nodes[id]; have && b.streams.whileGone(id, func() { b.cache.ClearSnapshot(id) }) {
+		if e, have := b.nodes[id]; have && b.streams.whileGone(id, func() { b.cache.ClearSnapshot(id) }) {
+			if e.failure != nil {
+				b.metrics.FailingProxies.Dec()
+			}
 			delete(b.nodes, id)
 		}
 	}
@@ -166,6 +181,7 @@ func (b *builder) rebuild(ctx context.Context) {
 		return
 	}
 	start := time.Now()
+	b.metrics.ConfigEntryErrors.Set(float64(len(model.Config.Errors)))
 	diffs := map[*mesh.Snapshot]*modelDiff{}
 	affected := make([]*built, 0, len(b.nodes))
 	for _, e := range b.nodes {
@@ -233,13 +249,22 @@ func (b *builder) proxylessFor(model *mesh.Snapshot) func() (*cache.Snapshot, er
 		return func() (*cache.Snapshot, error) { return snap, err }
 	}
 	return sync.OnceValues(func() (*cache.Snapshot, error) {
-		s, err := b.tr.Proxyless(model)
+		s, ws, err := b.tr.Proxyless(model)
+		b.proxyless.model, b.proxyless.snap, b.proxyless.err = model, s, err
 		if err != nil {
 			b.metrics.TranslateErrors.Inc()
-			b.log.Error("proxyless translation failed; proxyless clients keep their last configuration",
-				zap.Uint64("consul_index", model.Index), zap.Error(err))
+			if msg := err.Error(); msg != b.proxyless.loggedErr {
+				b.proxyless.loggedErr = msg
+				te := newTranslationError(err, model.Index, time.Now())
+				b.log.Error("proxyless translation failed; proxyless clients keep their last configuration", te.fields()...)
+			}
+			return s, err
 		}
-		b.proxyless.model, b.proxyless.snap, b.proxyless.err = model, s, err
+		if b.proxyless.loggedErr != "" {
+			b.proxyless.loggedErr = ""
+			b.log.Info("proxyless translation succeeds again", zap.Uint64("consul_index", model.Index))
+		}
+		b.noteWarnings(proxylessWarnings(ws), model.Index)
 		return s, err
 	})
 }
@@ -268,18 +293,25 @@ func (b *builder) build(ctx context.Context, model *mesh.Snapshot, e *built, pro
 		snap, err = b.tr.Sidecar(model, e.id)
 		if err != nil {
 			b.metrics.TranslateErrors.Inc()
-			b.log.Error("sidecar translation failed; the proxy keeps its last configuration",
-				zap.String("node_id", e.id), zap.Uint64("consul_index", model.Index), zap.Error(err))
+			if b.fail(e, err, model.Index) {
+				b.log.Error("sidecar translation failed; the proxy keeps its last configuration",
+					append(e.failure.fields(), zap.String("node_id", e.id))...)
+			}
 			return false
 		}
 	case KindProxyless:
 		if snap, err = proxyless(); err != nil {
+			b.fail(e, err, model.Index) // logged once for all proxyless clients
 			return false
 		}
 	default:
 		// Unregistered: nothing to serve. A proxy deregistered while
 		// connected keeps what it has (static stability).
+		b.recovered(e)
 		return false
+	}
+	if b.recovered(e) && kind == KindSidecar {
+		b.log.Info("sidecar translation succeeds again", zap.String("node_id", e.id), zap.Uint64("consul_index", model.Index))
 	}
 	v := versionsOf(snap)
 	if e.set && v == e.versions {
@@ -296,6 +328,55 @@ func (b *builder) build(ctx context.Context, model *mesh.Snapshot, e *built, pro
 	b.metrics.SnapshotsSet.Inc()
 	b.metrics.PushDuration.Observe(time.Since(start).Seconds())
 	return true
+}
+
+// fail records that e's translation failed with err, for /status, and
+// reports whether the error is new for e (to be logged).
+func (b *builder) fail(e *built, err error, index uint64) bool {
+	te := newTranslationError(err, index, time.Now())
+	if te.same(e.failure) {
+		e.failure.ConsulIndex = index
+		b.streams.setFailure(e.id, e.failure)
+		return false
+	}
+	if e.failure == nil {
+		b.metrics.FailingProxies.Inc()
+	}
+	e.failure = te
+	b.streams.setFailure(e.id, te)
+	return true
+}
+
+// recovered clears e's failure and reports whether it had one.
+func (b *builder) recovered(e *built) bool {
+	if e.failure == nil {
+		return false
+	}
+	e.failure = nil
+	b.metrics.FailingProxies.Dec()
+	b.streams.setFailure(e.id, nil)
+	return true
+}
+
+// noteWarnings publishes the proxyless warnings for /status and logs the
+// set when it differs from the last one logged. Called inside the
+// proxyless Once only.
+func (b *builder) noteWarnings(ws []ProxylessWarning, index uint64) {
+	b.warnings.Store(&ws)
+	if slices.Equal(ws, b.proxyless.loggedWarnings) {
+		return
+	}
+	b.proxyless.loggedWarnings = ws
+	if len(ws) == 0 {
+		b.log.Info("proxyless configuration: grpc-go applies all of it", zap.Uint64("consul_index", index))
+		return
+	}
+	lines := make([]string, 0, len(ws))
+	for _, w := range ws {
+		lines = append(lines, w.String())
+	}
+	b.log.Warn("proxyless configuration: grpc-go will not apply some of it", zap.Strings("warnings", lines),
+		zap.Uint64("consul_index", index))
 }
 
 // markBuilt records that e's snapshot is up to date with model.

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/seed-a778acb4/consulate/discovery/mesh"
+	"github.com/seed-a778acb4/consulate/xds"
 )
 
 // TestReconnectBeforeBuilderLooks: a node whose stream closes and reopens
@@ -62,7 +63,7 @@ type countingTranslator struct {
 	proxyless atomic.Int32
 }
 
-func (c *countingTranslator) Proxyless(snap *mesh.Snapshot) (*cache.Snapshot, error) {
+func (c *countingTranslator) Proxyless(snap *mesh.Snapshot) (*cache.Snapshot, []xds.Warning, error) {
 	c.proxyless.Add(1)
 	return c.fakeTranslator.Proxyless(snap)
 }

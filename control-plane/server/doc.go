@@ -29,7 +29,18 @@
 //   - Source and Translator are the two inputs; discovery.Watcher is a
 //     Source and XDS (xds.go) adapts package xds to Translator.
 //   - configEntries (entries.go) names the Consul config entries behind a
-//     NACKed resource.
+//     NACKed resource: for a listener or route configuration the whole
+//     discovery chain (routers, splitters, resolvers, service-defaults of
+//     every service it reaches), for a cluster its service's entries, its
+//     resolver's redirect and failover services' and the proxy's own
+//     service-defaults.
+//   - problems.go is what /status says the operator must fix (issue 6):
+//     the model's undecodable config entries (Config.Errors; discovery
+//     logs each once, so the server does not), a node's translation error
+//     (the xds.EntryError's kind, name and field; the node keeps its last
+//     snapshot, the error is logged once per distinct error and cleared by
+//     the next successful translation) and the proxyless translation's
+//     warnings (what grpc-go ignores; logged once per distinct set).
 //   - nackGuard (nackguard.go) wraps the SnapshotCache. go-control-plane's
 //     cache answers a State-of-the-World NACK (which carries the last
 //     *accepted* version) by re-sending the current, rejected version at once,
@@ -44,7 +55,10 @@
 // except into the cache's ClearSnapshot (lock order: streams.mu, then the
 // cache's lock; the cache never calls back). The builder's state is touched
 // only by its loop goroutine (and by the worker goroutines of one rebuild,
-// which end before the rebuild returns). The builder never blocks the
+// which end before the rebuild returns; each worker owns the nodes it
+// builds, including their translation error, which it copies into streams
+// for /status). The proxyless warnings are written inside the rebuild's
+// proxyless Once and published through an atomic pointer for /status. The builder never blocks the
 // producer of model changes: Source subscriptions are capacity-1 signals and
 // node changes are a set plus a capacity-1 kick channel. Run returns when its
 // context is done; every goroutine started here ends then.

@@ -16,6 +16,13 @@ import (
 // "?dc=<dc>" for another datacenter); clusters and load assignments are
 // "[<subset>.]<service>.default.<dc>.internal"; proxyless resources carry
 // the service name. Only entries present in the model are listed.
+//
+// A listener or route configuration is the whole discovery chain (issue 6):
+// the service's router, splitter and resolver and, transitively, those of
+// every service they name. A cluster or load assignment is its service's
+// entries, the services its resolver redirects or fails over to, and the
+// proxy's own service-defaults (its UpstreamConfig sets limits and outlier
+// detection).
 func configEntries(snap *mesh.Snapshot, nodeID string, names []string) []string {
 	if snap == nil {
 		return nil
@@ -27,50 +34,103 @@ func configEntries(snap *mesh.Snapshot, nodeID string, names []string) []string 
 			out = append(out, ref)
 		}
 	}
-	if snap.Config.ProxyDefaults != nil {
+	c := &snap.Config
+	if c.ProxyDefaults != nil {
 		add(mesh.KindProxyDefaults, "global")
 	}
+	own := ""
+	if p := snap.Proxy(nodeID); p != nil {
+		own = p.DestinationService
+	}
 	for _, n := range names {
-		svc := serviceOf(snap, nodeID, n)
+		if n == "public_listener" || n == "local_app" {
+			// The inbound side reads only the proxy's own service-defaults
+			// (protocol, local timeouts, inbound limits).
+			if own != "" && c.ServiceDefaults[own] != nil {
+				add(mesh.KindServiceDefaults, own)
+			}
+			continue
+		}
+		svc, isCluster := serviceOf(n)
 		if svc == "" {
 			continue
 		}
-		c := &snap.Config
-		if c.ServiceDefaults[svc] != nil {
-			add(mesh.KindServiceDefaults, svc)
+		if isCluster && own != "" && c.ServiceDefaults[own] != nil {
+			add(mesh.KindServiceDefaults, own)
 		}
-		if c.Routers[svc] != nil {
-			add(mesh.KindServiceRouter, svc)
-		}
-		if c.Splitters[svc] != nil {
-			add(mesh.KindServiceSplitter, svc)
-		}
-		if c.Resolvers[svc] != nil {
-			add(mesh.KindServiceResolver, svc)
+		for _, s := range chainServices(c, svc, isCluster) {
+			if c.ServiceDefaults[s] != nil {
+				add(mesh.KindServiceDefaults, s)
+			}
+			if c.Routers[s] != nil {
+				add(mesh.KindServiceRouter, s)
+			}
+			if c.Splitters[s] != nil {
+				add(mesh.KindServiceSplitter, s)
+			}
+			if c.Resolvers[s] != nil {
+				add(mesh.KindServiceResolver, s)
+			}
 		}
 	}
 	slices.Sort(out)
 	return out
 }
 
-// serviceOf is the service a resource name is about, per the naming above.
-func serviceOf(snap *mesh.Snapshot, nodeID, name string) string {
-	switch {
-	case name == "public_listener" || name == "local_app":
-		if p := snap.Proxy(nodeID); p != nil {
-			return p.DestinationService
+// chainServices is root and the services its discovery chain names,
+// transitively (as deps.go's sidecarDeps walks them); with resolverOnly,
+// only the resolvers' redirects and failovers are followed (what shapes a
+// target's cluster and endpoints).
+func chainServices(c *mesh.Config, root string, resolverOnly bool) []string {
+	seen := []string{}
+	queue := []string{root}
+	for len(queue) > 0 {
+		name := queue[0]
+		queue = queue[1:]
+		if name == "" || slices.Contains(seen, name) {
+			continue
 		}
-		return ""
-	case strings.HasSuffix(name, ".internal"):
+		seen = append(seen, name)
+		if r := c.Routers[name]; r != nil && !resolverOnly {
+			for _, rt := range r.Routes {
+				if rt.Destination != nil {
+					queue = append(queue, rt.Destination.Service)
+				}
+			}
+		}
+		if s := c.Splitters[name]; s != nil && !resolverOnly {
+			for _, sp := range s.Splits {
+				queue = append(queue, sp.Service)
+			}
+		}
+		if r := c.Resolvers[name]; r != nil {
+			if r.Redirect != nil {
+				queue = append(queue, r.Redirect.Service)
+			}
+			for _, f := range r.Failover {
+				queue = append(queue, f.Service)
+				for _, t := range f.Targets {
+					queue = append(queue, t.Service)
+				}
+			}
+		}
+	}
+	return seen
+}
+
+// serviceOf is the service an outbound resource name is about, per the
+// naming above, and whether the resource is a cluster or load assignment.
+func serviceOf(name string) (svc string, cluster bool) {
+	if strings.HasSuffix(name, ".internal") {
 		labels := strings.Split(strings.TrimSuffix(name, ".internal"), ".")
 		if len(labels) >= 3 && labels[len(labels)-2] == "default" {
-			return labels[len(labels)-3]
+			return labels[len(labels)-3], true
 		}
-		return ""
+		return "", false
 	}
 	name = strings.TrimPrefix(name, "upstream:")
 	if i := strings.Index(name, "?"); i >= 0 {
 		name = name[:i]
 	}
-	return name
+	return name, false
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/seed-a778acb4/consulate/control-plane/metrics"
 	"github.com/seed-a778acb4/consulate/discovery/mesh"
+	"github.com/seed-a778acb4/consulate/xds"
 )
 
 // fakeSource is a Source whose snapshots the test sets.
@@ -81,14 +82,15 @@ func (fakeTranslator) Sidecar(snap *mesh.Snapshot, id string) (*cache.Snapshot, 
 	return fakeSnapshot(snap, names)
 }
 
-func (fakeTranslator) Proxyless(snap *mesh.Snapshot) (*cache.Snapshot, error) {
+func (fakeTranslator) Proxyless(snap *mesh.Snapshot) (*cache.Snapshot, []xds.Warning, error) {
 	var names []string
 	for n, s := range snap.Services {
 		if s.Kind == mesh.KindTypical {
 			names = append(names, n)
 		}
 	}
-	return fakeSnapshot(snap, names)
+	cs, err := fakeSnapshot(snap, names)
+	return cs, nil, err
 }
 
 func fakeSnapshot(snap *mesh.Snapshot, services []string) (*cache.Snapshot, error) {

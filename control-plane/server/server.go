@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"slices"
 	"time"
 
 	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -87,6 +88,21 @@ func (s *Server) Ready() bool { return s.builder.ready.Load() }
 
 // Status lists the connected proxies.
 func (s *Server) Status() []ProxyStatus { return s.streams.Status() }
+
+// ConfigEntryErrors lists the config entry fields in Consul that the
+// current model could not decode (each entry keeps its last good version).
+func (s *Server) ConfigEntryErrors() []ConfigEntryError {
+	return configEntryErrors(s.builder.source.Current())
+}
+
+// ProxylessWarnings is what grpc-go will not apply of the last proxyless
+// translation (empty until a proxyless client connects).
+func (s *Server) ProxylessWarnings() []ProxylessWarning {
+	if ws := s.builder.warnings.Load(); ws != nil {
+		return slices.Clone(*ws)
+	}
+	return []ProxylessWarning{}
+}
 
 // Serve serves ADS on lis until ctx is done, then stops: open streams are
 // ended, a graceful stop is given ShutdownGrace, then connections are cut.

@@ -43,6 +43,9 @@ type ProxyStatus struct {
 	ConnectedAt time.Time `json:"connected_at"`
 	// Types by type URL.
 	Types map[string]TypeStatus `json:"types"`
+	// TranslationError is why the proxy's last translation failed (it
+	// keeps its last configuration); absent once a translation succeeds.
+	TranslationError *TranslationError `json:"translation_error,omitempty"`
 }
 
 // Status lists every stream that has identified its node, sorted by node ID,
@@ -61,6 +64,10 @@ func (s *streams) Status() []ProxyStatus {
 		}
 		if ne := s.nodes[st.nodeID]; ne != nil {
 			ps.Kind = ne.kind
+			if ne.failure != nil {
+				f := *ne.failure
+				ps.TranslationError = &f
+			}
 		}
 		for t, ts := range st.types {
 			tstat := TypeStatus{
@@ -113,6 +120,21 @@ func (s *streams) setKind(id string, k Kind) {
 	defer s.mu.Unlock()
 	if ne := s.nodes[id]; ne != nil {
 		ne.kind = k
+	}
+}
+
+// setFailure records (a copy of) why the node's last translation failed,
+// nil once one succeeded, for /status.
+func (s *streams) setFailure(id string, te *TranslationError) {
+	var c *TranslationError
+	if te != nil {
+		v := *te
+		c = &v
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ne := s.nodes[id]; ne != nil {
+		ne.failure = c
 	}
 }
 

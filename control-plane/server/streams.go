@@ -53,6 +53,7 @@ type nodeEntry struct {
 	node    *core.Node
 	streams int
 	kind    Kind
+	failure *TranslationError // the builder's copy; see setFailure
 }
 
 type streamState struct {

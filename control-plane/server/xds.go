@@ -21,10 +21,14 @@ func (XDS) Sidecar(snap *mesh.Snapshot, proxyID string) (*cache.Snapshot, error)
 }
 
 // Proxyless implements Translator.
-func (XDS) Proxyless(snap *mesh.Snapshot) (*cache.Snapshot, error) {
+func (XDS) Proxyless(snap *mesh.Snapshot) (*cache.Snapshot, []xds.Warning, error) {
 	res, err := xds.ForProxyless(snap)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return res.Snapshot()
+	cs, err := res.Snapshot()
+	if err != nil {
+		return nil, nil, err
+	}
+	return cs, res.Warnings(), nil
 }
