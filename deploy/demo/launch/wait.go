@@ -78,11 +78,13 @@ func WaitConnectPassing(ctx context.Context, c *api.Client, service string, want
 
 // ClusterHost is one host of a sidecar's /clusters?format=json.
 type ClusterHost struct {
-	Address     string  `json:"address"`
-	HealthFlags string  `json:"health_flags"`
-	Ejected     *bool   `json:"ejected"`
-	Requests    *uint64 `json:"requests"`
-	Failures    *uint64 `json:"failures"`
+	Address     string `json:"address"`
+	HealthFlags string `json:"health_flags"`
+	Ejected     *bool  `json:"ejected"`
+	// EjectionReason says which outlier detector ejected it.
+	EjectionReason  string  `json:"ejection_reason"`
+	Requests        *uint64 `json:"requests"`
+	ConnectFailures *uint64 `json:"connect_failures"`
 }
 
 // Cluster is one cluster of a sidecar's /clusters?format=json.

@@ -157,6 +157,55 @@ func (m *mesh) tell(ctx context.Context, st clientStats) error {
 		}
 	}
 	fmt.Fprintln(m.out, "\n(Response flags follow Envoy's: UF upstream connection failure, UH no healthy upstream, URX retries exhausted ...)")
+	return m.tellHealth()
+}
+
+// tellHealth prints how each client sidecar sees its upstream's hosts now
+// (admin /clusters): healthy, or why not (e.g. ejected by outlier
+// detection), with its request and failure counters.
+func (m *mesh) tellHealth() error {
+	byAddr := map[string]string{}
+	for _, mb := range m.members {
+		byAddr[launch.Addr(mb.SidecarPort)] = mb.ID
+	}
+	fmt.Fprintln(m.out, "\nHosts as the client sidecars see them now (admin /clusters):")
+	for _, mb := range m.members {
+		if len(mb.Upstreams) == 0 {
+			continue
+		}
+		cs, err := launch.Clusters(m.sidecars[mb.ID].AdminAddr)
+		if err != nil {
+			return fmt.Errorf("%s /clusters: %w", mb.ID, err)
+		}
+		for _, c := range cs {
+			for _, u := range mb.Upstreams {
+				if !strings.HasPrefix(c.Name, u.Service+".") {
+					continue
+				}
+				hosts := slices.SortedFunc(slices.Values(c.Hosts), func(a, b launch.ClusterHost) int {
+					return strings.Compare(byAddr[a.Address]+a.Address, byAddr[b.Address]+b.Address)
+				})
+				for _, h := range hosts {
+					name := byAddr[h.Address]
+					if name == "" {
+						name = h.Address
+					}
+					state := h.HealthFlags
+					if h.Ejected != nil && *h.Ejected {
+						state = "EJECTED (" + h.EjectionReason + ") " + state
+					}
+					counters := ""
+					if h.Requests != nil {
+						counters = fmt.Sprintf("  %d requests", *h.Requests)
+					}
+					if h.ConnectFailures != nil && *h.ConnectFailures > 0 {
+						counters += fmt.Sprintf(", %d connect failures", *h.ConnectFailures)
+					}
+					fmt.Fprintf(m.out, "  %-8s → %-12s %s%s\n", mb.ID, name, state, counters)
+				}
+			}
+		}
+	}
 	return nil
 }
 
