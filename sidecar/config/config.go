@@ -72,10 +72,14 @@ type VirtualHost struct {
 	// PerRequestBufferLimitBytes bounds the body kept for retries (with
 	// the listener's limit); 0 = unset. A route's own value wins.
 	PerRequestBufferLimitBytes uint32
-	RequestHeadersToAdd        []HeaderValueOption
-	RequestHeadersToRemove     []string
-	ResponseHeadersToAdd       []HeaderValueOption
-	ResponseHeadersToRemove    []string
+	// IncludeRequestAttemptCount / IncludeAttemptCountInResponse: send
+	// x-envoy-attempt-count upstream / to the client.
+	IncludeRequestAttemptCount    bool
+	IncludeAttemptCountInResponse bool
+	RequestHeadersToAdd           []HeaderValueOption
+	RequestHeadersToRemove        []string
+	ResponseHeadersToAdd          []HeaderValueOption
+	ResponseHeadersToRemove       []string
 }
 
 // Route is one route: a match and exactly one action (Forward, Redirect or

@@ -18,6 +18,7 @@ func TestResilienceRouteFields(t *testing.T) {
 	withPolicy := func(p *routev3.RetryPolicy) *routev3.RouteConfiguration {
 		return &routev3.RouteConfiguration{Name: "rc", VirtualHosts: []*routev3.VirtualHost{{
 			Name: "vh", Domains: []string{"*"}, PerRequestBufferLimitBytes: wrapperspb.UInt32(4096),
+			IncludeRequestAttemptCount: true, IncludeAttemptCountInResponse: true,
 			Routes: []*routev3.Route{{
 				Match:                      &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
 				PerRequestBufferLimitBytes: wrapperspb.UInt32(1024),
@@ -88,6 +89,9 @@ func TestResilienceRouteFields(t *testing.T) {
 			vh := got.VirtualHosts[0]
 			if vh.PerRequestBufferLimitBytes != 4096 || vh.Routes[0].PerRequestBufferLimitBytes != 1024 {
 				t.Errorf("per_request_buffer_limit_bytes: virtual host %d, route %d; want 4096, 1024", vh.PerRequestBufferLimitBytes, vh.Routes[0].PerRequestBufferLimitBytes)
+			}
+			if !vh.IncludeRequestAttemptCount || !vh.IncludeAttemptCountInResponse {
+				t.Error("include_request_attempt_count / include_attempt_count_in_response lost")
 			}
 			if diff := cmp.Diff(tt.want, vh.Routes[0].Forward.RetryPolicy, regexpEqual); diff != "" {
 				t.Errorf("retry policy (-want +got):\n%s", diff)

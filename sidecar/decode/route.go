@@ -54,7 +54,8 @@ func routeConfiguration(rc *routev3.RouteConfiguration) (*config.RouteConfig, er
 }
 
 func virtualHost(vh *routev3.VirtualHost) (*config.VirtualHost, error) {
-	out := &config.VirtualHost{Name: vh.GetName(), PerRequestBufferLimitBytes: vh.GetPerRequestBufferLimitBytes().GetValue()}
+	out := &config.VirtualHost{Name: vh.GetName(), PerRequestBufferLimitBytes: vh.GetPerRequestBufferLimitBytes().GetValue(),
+		IncludeRequestAttemptCount: vh.GetIncludeRequestAttemptCount(), IncludeAttemptCountInResponse: vh.GetIncludeAttemptCountInResponse()}
 	if len(vh.GetDomains()) == 0 {
 		return nil, fmt.Errorf("domains: at least one domain is required")
 	}

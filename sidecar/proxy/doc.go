@@ -60,8 +60,10 @@
 //     local reply to an HTTP/1.1 request whose body was not read closes
 //     the connection instead of draining the body. Header reading is
 //     bounded by the listener (package listener).
-//   - Not implemented (the decoder NACKs its field):
-//     include_request_attempt_count, so no x-envoy-attempt-count. The x-envoy-retry-on, x-envoy-retry-grpc-on,
+//   - x-envoy-attempt-count (from 1) is sent upstream when the virtual
+//     host sets include_request_attempt_count (overriding a previous
+//     hop's), and to the client with include_attempt_count_in_response
+//     (also on local replies after an attempt); never otherwise. The x-envoy-retry-on, x-envoy-retry-grpc-on,
 //     x-envoy-max-retries and x-envoy-upstream-rq-per-try-timeout-ms
 //     request headers are not honoured: nothing in the config says to
 //     trust them, and an application must not widen the mesh's policy.

@@ -99,6 +99,8 @@ type exchange struct {
 	// (URX, or UO on a retry overflow).
 	extraFlag string
 	retryEnd  retryEnd
+	// countInResponse: the virtual host's include_attempt_count_in_response.
+	countInResponse bool
 	// setCookie is a generated hash-policy cookie for the response.
 	setCookie string
 }
@@ -164,6 +166,7 @@ func (ex *exchange) forward(vh *config.VirtualHost, rt *config.Route) {
 		return
 	}
 	defer c.DoneRequest()
+	ex.countInResponse = vh != nil && vh.IncludeAttemptCountInResponse
 	hash, hasHash, setCookie := requestHash(a.HashPolicies, ex.r)
 	ex.setCookie = setCookie
 
@@ -291,6 +294,7 @@ func (ex *exchange) localReply(code int, flag, body string) {
 	}
 	hdr := ex.w.Header()
 	ex.abandonBody()
+	ex.attemptCountHeader()
 	if strings.HasPrefix(ex.r.Header.Get("Content-Type"), "application/grpc") {
 		hdr.Set("Content-Type", "application/grpc")
 		hdr.Set("Grpc-Status", strconv.Itoa(grpcStatus(code)))
@@ -307,6 +311,14 @@ func (ex *exchange) localReply(code int, flag, body string) {
 	ex.w.WriteHeader(code)
 	n, _ := io.WriteString(ex.w, body)
 	ex.entry.BytesSent = int64(n)
+}
+
+// attemptCountHeader tells the client how many attempts the request took
+// (x-envoy-attempt-count, when the virtual host asks for it).
+func (ex *exchange) attemptCountHeader() {
+	if ex.countInResponse && ex.entry.Attempts > 0 {
+		ex.w.Header()["X-Envoy-Attempt-Count"] = []string{strconv.Itoa(ex.entry.Attempts)}
+	}
 }
 
 // abandonBody makes sure a local reply does not wait for a request body

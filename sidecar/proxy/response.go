@@ -26,6 +26,7 @@ func (ex *exchange) respond(ctx context.Context, res *http.Response, vh *config.
 		hdr["Trailer"] = keys
 	}
 	ex.mutateResponse(hdr, vh, rt, wc)
+	ex.attemptCountHeader()
 	if ex.setCookie != "" {
 		hdr.Add("Set-Cookie", ex.setCookie)
 	}

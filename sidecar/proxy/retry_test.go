@@ -526,3 +526,41 @@ func TestPerRequestBufferLimit(t *testing.T) {
 		})
 	}
 }
+
+func TestAttemptCountHeaders(t *testing.T) {
+	seen := make(chan string, 4)
+	up, _ := counted(t, false, func(n int32, w http.ResponseWriter, r *http.Request) {
+		seen <- r.Header.Get("X-Envoy-Attempt-Count")
+		if n%2 == 1 { // the first attempt of each request
+			w.WriteHeader(503)
+		}
+	})
+	tests := []struct {
+		name                   string
+		inRequest, inResponse  bool
+		wantUpstream, wantResp []string
+	}{
+		{"off by default", false, false, []string{"", ""}, nil},
+		{"both", true, true, []string{"1", "2"}, []string{"2"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rc := catchAll(retryRoute("c", fastPolicy(config.Retry5xx), 5*time.Second))
+			rc.VirtualHosts[0].IncludeRequestAttemptCount = tt.inRequest
+			rc.VirtualHosts[0].IncludeAttemptCountInResponse = tt.inResponse
+			px := startProxy(t, rc, map[string]*config.Cluster{"c": oneHost("c", addrOf(up), config.HTTP1)}, nil)
+			// A previous hop's value is overridden.
+			res, _ := get(t, client(t, false), newReq(t, "GET", px.url("/count"), "", "X-Envoy-Attempt-Count", "7"))
+			up := []string{<-seen, <-seen}
+			if tt.inRequest && (up[0] != tt.wantUpstream[0] || up[1] != tt.wantUpstream[1]) {
+				t.Errorf("upstream saw x-envoy-attempt-count %q, want %q", up, tt.wantUpstream)
+			}
+			if !tt.inRequest && up[0] != "7" {
+				t.Errorf("upstream saw %q, want the client's value passed through", up[0])
+			}
+			if got := res.Header.Values("X-Envoy-Attempt-Count"); len(got) != len(tt.wantResp) || len(got) > 0 && got[0] != tt.wantResp[0] {
+				t.Errorf("response x-envoy-attempt-count %q, want %q", got, tt.wantResp)
+			}
+		})
+	}
+}

@@ -153,6 +153,11 @@ func (ex *exchange) outbound(ctx context.Context, vh *config.VirtualHost, rt *co
 		out.Header["X-Request-Id"] = []string{id}
 	}
 	ex.entry.RequestID = id
+	if vh != nil && vh.IncludeRequestAttemptCount {
+		// Envoy overrides any value a previous hop set; attempts count
+		// from 1.
+		out.Header["X-Envoy-Attempt-Count"] = []string{strconv.Itoa(ex.entry.Attempts)}
+	}
 	ex.mutateRequest(out.Header, vh, rt, wc)
 	switch {
 	case ex.replay != nil:
