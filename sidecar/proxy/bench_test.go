@@ -104,6 +104,19 @@ func benchRequests(b *testing.B, url, body string) {
 // with one that never fires, with one that buffers a request body for
 // replay, and with one that retries every request once (the upstream
 // fails every other request with 503).
+//
+// Figures (2026-11-25, shared 2-core AMD EPYC, -benchtime=4000x -count=3;
+// ns/op varies ±50% with the other jobs on the machine, allocs/op does
+// not):
+//
+//	NoPolicy          ~230-440 µs/op  13.9 KB  146 allocs (146 before retries existed)
+//	Policy            ~230-360 µs/op  14.6 KB  153-154 allocs (per-try timeout context)
+//	NoPolicyBody1KiB  ~240-350 µs/op  17.2 KB  182 allocs (abortable body read: +6)
+//	PolicyBody1KiB    ~450-520 µs/op  18.0 KB  193 allocs (pooled replay buffer)
+//	PolicyRetryEach   ~490-650 µs/op  20.1 KB  219 allocs (two upstream exchanges)
+//
+// The decision itself (package retry): BenchmarkRetriable ~95 ns/op and
+// BenchmarkBackoff ~50 ns/op, 0 allocs.
 func BenchmarkProxyHTTP1(b *testing.B) {
 	policy := &config.RetryPolicy{RetryOn: config.Retry5xx | config.RetryConnectFailure, NumRetries: 2,
 		PerTryTimeout: 5 * time.Second, BackOffBase: time.Microsecond, BackOffMax: 10 * time.Microsecond, HostSelectionAttempts: 1}
