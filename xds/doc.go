@@ -114,11 +114,29 @@
 // # Protocol and health
 //
 // A service's protocol is resolved as Consul does: service-defaults
-// Protocol, else proxy-defaults Config["protocol"], else tcp. Only passing
-// instances receive traffic. Instances in warning do too when
+// Protocol, else proxy-defaults Config["protocol"], else tcp.
+//
+// Endpoint health is what Consul 1.14's own xDS server sends
+// (agent/xds/endpoints.go, calculateEndpointHealthAndWeight; endpointHealth
+// here): passing → HEALTHY, weight Weights.Passing; critical and
+// maintenance → UNHEALTHY; warning → weight Weights.Warning, HEALTHY when
 // IncludeWarningKey ("consulate_include_warning") is true in the
-// destination's service-defaults Meta, or else in the proxy-defaults Config;
-// they then weigh Weights.Warning. Every endpoint is HEALTHY (unhealthy ones
-// are left out rather than marked, so that grpc-go and the sidecar agree),
-// weighs Weights.Passing (default 1), and sits in one locality of weight 1.
+// destination's service-defaults Meta, or else in the proxy-defaults
+// Config, UNHEALTHY otherwise (our default is Consul's OnlyPassing) and
+// always UNHEALTHY in a resolver subset with OnlyPassing; a weight of 0
+// (Weights.Warning 0) makes the endpoint UNHEALTHY, weight 1; weights are
+// capped at 128; a registration without Weights weighs 1. Every endpoint
+// sits in one locality of weight 1.
+//
+// Sidecars receive unhealthy endpoints too, marked UNHEALTHY: they take no
+// traffic until fewer than healthy_panic_threshold (50 % by default,
+// "consulate_healthy_panic_threshold") of a priority's endpoints are
+// healthy; then Envoy and our sidecar route to all of them (panic). A
+// Consul agent restart, which reports every non-TTL check critical until
+// it runs again, thus costs no request. With failover, Consul keeps all
+// load on the first priority with any healthy endpoint (its
+// overprovisioning_factor 100000); we give the same loads without that
+// field by sending only the healthy endpoints while any priority has one,
+// and all of them (UNHEALTHY) when none has. Proxyless gRPC clients get
+// only healthy endpoints: grpc-go drops the others and has no panic mode.
 package xds

@@ -20,8 +20,6 @@ import (
 // proxy-defaults Config; its value is a Go bool ("true", "false", "1", ...).
 const IncludeWarningKey = "consulate_include_warning"
 
-const maxEndpointWeight = 1 << 16
-
 // includeWarning says whether warning instances of service get traffic.
 func includeWarning(cfg *mesh.Config, service string) (bool, error) {
 	if sd := cfg.ServiceDefaults[service]; sd != nil {
@@ -61,8 +59,11 @@ func meshInstances(svc *mesh.Service) []mesh.Instance {
 }
 
 // loadAssignment builds the ClusterLoadAssignment of one cluster from the
-// instances that may receive its traffic. Only passing instances (and
-// warning ones when includeWarning) of the target's datacenter are kept.
+// instances that may receive its traffic, for a sidecar: every instance of
+// the target's datacenter, each with the health status and weight Consul's
+// own xDS server gives it (endpointHealth), so that Envoy's (and our
+// sidecar's) healthy_panic_threshold can route to unhealthy ones when too
+// few are healthy.
 //
 // Every endpoint sits in one locality with load_balancing_weight 1: grpc-go
 // drops a locality without weight (with a mere warning) and NACKs a
@@ -71,7 +72,7 @@ func meshInstances(svc *mesh.Service) []mesh.Instance {
 // equal health gives equal bytes.
 func loadAssignment(clusterName string, instances []mesh.Instance, dc string, includeWarning bool) *endpointv3.ClusterLoadAssignment {
 	cla := &endpointv3.ClusterLoadAssignment{ClusterName: clusterName}
-	if picked := pickEndpoints(instances, dc, includeWarning, nil); len(picked) > 0 {
+	if picked := pickEndpoints(instances, dc, !includeWarning, nil); len(picked) > 0 {
 		cla.Endpoints = []*endpointv3.LocalityLbEndpoints{locality(picked, 0)}
 	}
 	return cla
@@ -79,15 +80,58 @@ func loadAssignment(clusterName string, instances []mesh.Instance, dc string, in
 
 // hostPort is one picked endpoint.
 type hostPort struct {
-	host   string
-	port   int
-	weight int
+	host    string
+	port    int
+	weight  int
+	healthy bool
 }
 
-// pickEndpoints keeps the instances of datacenter dc that may receive
-// traffic (passing, and warning when includeWarning) and that keep
-// reports true for (nil: all), unique by address and sorted.
-func pickEndpoints(instances []mesh.Instance, dc string, includeWarning bool, keep func(*mesh.Instance) bool) []hostPort {
+// maxConsulWeight is the largest endpoint weight Consul's xDS server sends
+// (agent/xds/endpoints.go, calculateEndpointHealthAndWeight).
+const maxConsulWeight = 128
+
+// endpointHealth is what Consul 1.14's xDS server sends for an instance
+// (agent/xds/endpoints.go, calculateEndpointHealthAndWeight):
+//   - passing: HEALTHY, weight Weights.Passing;
+//   - warning: weight Weights.Warning, HEALTHY unless onlyPassing (a
+//     resolver subset's OnlyPassing; for us also the default, see
+//     IncludeWarningKey), then UNHEALTHY;
+//   - critical and maintenance (Consul's maintenance check is critical):
+//     UNHEALTHY, weight Weights.Passing;
+//   - a weight below 1 (Weights.Warning 0 says "no traffic in warning")
+//     makes the endpoint UNHEALTHY with weight 1; weights are capped at 128.
+//
+// Consul weighs an instance 1 when its registration has no Weights; the
+// agent always fills Weights.Passing >= 1, so a zero Passing weight is a
+// registration without Weights. (Consul uses Weights.Warning for a
+// critical instance that also has a check in warning; the model only has
+// the aggregated status, so such an instance weighs Weights.Passing.)
+func endpointHealth(inst *mesh.Instance, onlyPassing bool) (healthy bool, weight int) {
+	hasWeights := inst.Weights.Passing > 0
+	weight = 1
+	if hasWeights {
+		weight = inst.Weights.Passing
+	}
+	switch inst.Health {
+	case mesh.HealthPassing:
+		healthy = true
+	case mesh.HealthWarning:
+		healthy = !onlyPassing
+		if hasWeights {
+			weight = inst.Weights.Warning
+		}
+	}
+	if weight < 1 {
+		healthy, weight = false, 1
+	}
+	return healthy, min(weight, maxConsulWeight)
+}
+
+// pickEndpoints keeps the instances of datacenter dc that keep reports
+// true for (nil: all), with their health and weight (endpointHealth),
+// unique by address (a healthy registration wins over an unhealthy one at
+// the same address) and sorted.
+func pickEndpoints(instances []mesh.Instance, dc string, onlyPassing bool, keep func(*mesh.Instance) bool) []hostPort {
 	picked := make([]hostPort, 0, len(instances))
 	for i := range instances {
 		inst := &instances[i]
@@ -97,29 +141,27 @@ func pickEndpoints(instances []mesh.Instance, dc string, includeWarning bool, ke
 		if inst.Address == "" || inst.Port <= 0 || inst.Port > 65535 {
 			continue // nothing to connect to (Consul accepts port 0 registrations)
 		}
-		var weight int
-		switch inst.Health {
-		case mesh.HealthPassing:
-			weight = inst.Weights.Passing
-		case mesh.HealthWarning:
-			if !includeWarning {
-				continue
-			}
-			weight = inst.Weights.Warning
-		default:
-			continue
-		}
 		if keep != nil && !keep(inst) {
 			continue
 		}
-		// Consul's default weight is 1 for both states; 0 means "unset" in
-		// a registration without Weights. Envoy requires >= 1.
-		picked = append(picked, hostPort{host: inst.Address, port: inst.Port, weight: max(weight, 1)})
+		healthy, weight := endpointHealth(inst, onlyPassing)
+		picked = append(picked, hostPort{host: inst.Address, port: inst.Port, weight: weight, healthy: healthy})
 	}
 	slices.SortFunc(picked, func(a, b hostPort) int {
-		return cmp.Or(cmp.Compare(a.host, b.host), cmp.Compare(a.port, b.port))
+		return cmp.Or(cmp.Compare(a.host, b.host), cmp.Compare(a.port, b.port), compareHealthyFirst(a.healthy, b.healthy))
 	})
 	return slices.CompactFunc(picked, func(a, b hostPort) bool { return a.host == b.host && a.port == b.port })
+}
+
+func compareHealthyFirst(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return -1
+	default:
+		return 1
+	}
 }
 
 // locality is one locality (weight 1) at priority holding picked.
@@ -130,10 +172,10 @@ func locality(picked []hostPort, priority uint32) *endpointv3.LocalityLbEndpoint
 			HostIdentifier: &endpointv3.LbEndpoint_Endpoint{
 				Endpoint: &endpointv3.Endpoint{Address: socketAddress(p.host, p.port)},
 			},
-			HealthStatus: corev3.HealthStatus_HEALTHY,
-			// Capped at 2^16 so that a locality's sum stays below 2^32 for up
-			// to 65,536 endpoints (Envoy and grpc-go reject a larger sum).
-			LoadBalancingWeight: wrapperspb.UInt32(uint32(min(p.weight, maxEndpointWeight))),
+			HealthStatus: healthStatus(p.healthy),
+			// At most 128 (endpointHealth), so a locality's sum stays far
+			// below 2^32 (Envoy and grpc-go reject a larger sum).
+			LoadBalancingWeight: wrapperspb.UInt32(uint32(p.weight)),
 		}
 	}
 	return &endpointv3.LocalityLbEndpoints{
@@ -142,6 +184,14 @@ func locality(picked []hostPort, priority uint32) *endpointv3.LocalityLbEndpoint
 		LoadBalancingWeight: wrapperspb.UInt32(1),
 		Priority:            priority,
 	}
+}
+
+// healthStatus is the EDS health_status of a picked endpoint.
+func healthStatus(healthy bool) corev3.HealthStatus {
+	if healthy {
+		return corev3.HealthStatus_HEALTHY
+	}
+	return corev3.HealthStatus_UNHEALTHY
 }
 
 // socketAddress is a TCP address; host is an IP (v4 or v6) or a name.

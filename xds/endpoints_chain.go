@@ -11,25 +11,41 @@ import (
 // targetLoadAssignment is a target's ClusterLoadAssignment: the instances
 // its subset filter selects at priority 0, then each failover target's at
 // priorities 1, 2, ... Envoy, our sidecar and grpc-go all send traffic to
-// the first priority with healthy endpoints. Because unhealthy instances
-// are left out rather than marked, a priority without endpoints is dropped
-// and the next ones move up (priorities must be contiguous), and an
-// address already present at a higher priority is not repeated (grpc-go
-// NACKs an address twice in one assignment).
+// the first priority with healthy endpoints. Priorities must be
+// contiguous, so one left without endpoints is dropped and the next ones
+// move up; an address already present at a higher priority is not
+// repeated (grpc-go NACKs an address twice in one assignment).
+//
+// Health is Consul's (endpointHealth), and what is sent of it depends on
+// the client:
+//   - a sidecar without failover gets every instance, unhealthy ones
+//     marked UNHEALTHY, as Consul sends them: when fewer than
+//     healthy_panic_threshold (50 % by default) are healthy, Envoy and our
+//     sidecar route to all of them. This rides out a Consul agent restart,
+//     which reports every non-TTL check critical until it runs again.
+//   - a sidecar with failover: Consul sends every instance too, with an
+//     overprovisioning_factor of 100000 so that a priority keeps all its
+//     load while one of its endpoints is healthy (failover when none is,
+//     never panic before). Our sidecar does not implement that field and
+//     grpc-go ignores it; the same loads come from sending only the healthy
+//     endpoints while any priority has one, and every endpoint (all
+//     UNHEALTHY, so all in panic) when none has.
+//   - a proxyless gRPC client only gets healthy endpoints: grpc-go v1.85
+//     drops every endpoint not HEALTHY or UNKNOWN (cdsbalancer
+//     configbuilder.go) and has no panic mode, so unhealthy ones would only
+//     cost bytes.
 //
 // Sidecars reach a service through its sidecars when it has any
 // (meshInstances); proxyless clients reach its own instances.
 func targetLoadAssignment(snap *mesh.Snapshot, t *resolvedTarget, proxyless bool) (*endpointv3.ClusterLoadAssignment, error) {
 	cla := &endpointv3.ClusterLoadAssignment{ClusterName: t.clusterName()}
-	seen := map[hostPort]bool{}
-	var priority uint32
-	for _, sel := range append([]endpointSelector{t.endpointSelector}, t.failover...) {
+	selectors := append([]endpointSelector{t.endpointSelector}, t.failover...)
+	groups := make([][]hostPort, 0, len(selectors))
+	anyHealthy := false
+	for _, sel := range selectors {
 		warning, err := includeWarning(&snap.Config, sel.target.Service)
 		if err != nil {
 			return nil, err
-		}
-		if sel.onlyPassing {
-			warning = false
 		}
 		svc := snap.Service(sel.target.Service)
 		var instances []mesh.Instance
@@ -47,8 +63,18 @@ func targetLoadAssignment(snap *mesh.Snapshot, t *resolvedTarget, proxyless bool
 				keep = frontedMatch(snap, svc, sel.filter.Match)
 			}
 		}
-		picked := pickEndpoints(instances, sel.target.Datacenter, warning, keep)
+		picked := pickEndpoints(instances, sel.target.Datacenter, sel.onlyPassing || !warning, keep)
+		anyHealthy = anyHealthy || slices.ContainsFunc(picked, func(p hostPort) bool { return p.healthy })
+		groups = append(groups, picked)
+	}
+	onlyHealthy := proxyless || (len(selectors) > 1 && anyHealthy)
+	seen := map[hostPort]bool{} // by address: weight and health zero
+	var priority uint32
+	for _, picked := range groups {
 		picked = slices.DeleteFunc(picked, func(p hostPort) bool {
+			if onlyHealthy && !p.healthy {
+				return true
+			}
 			k := hostPort{host: p.host, port: p.port}
 			if seen[k] {
 				return true

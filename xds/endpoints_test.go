@@ -4,14 +4,16 @@ import (
 	"strconv"
 	"testing"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/seed-a778acb4/consulate/discovery/mesh"
 )
 
-// endpointsOf flattens a load assignment to "host:port/weight" strings and
-// checks the invariants grpc-go relies on.
+// endpointsOf flattens a load assignment to "host:port/weight" strings
+// (" UNHEALTHY" appended for an unhealthy endpoint, "pN " prepended at
+// priority N > 0) and checks the invariants grpc-go relies on.
 func endpointsOf(t *testing.T, cla *endpointv3.ClusterLoadAssignment) []string {
 	t.Helper()
 	var out []string
@@ -22,13 +24,59 @@ func endpointsOf(t *testing.T, cla *endpointv3.ClusterLoadAssignment) []string {
 		if loc.GetLoadBalancingWeight().GetValue() == 0 {
 			t.Error("locality without weight (grpc-go drops it)")
 		}
+		prefix := ""
+		if p := loc.GetPriority(); p > 0 {
+			prefix = "p" + strconv.FormatUint(uint64(p), 10) + " "
+		}
 		for _, lb := range loc.GetLbEndpoints() {
 			sa := lb.GetEndpoint().GetAddress().GetSocketAddress()
-			out = append(out, hostPortString(sa.GetAddress(), int(sa.GetPortValue()))+
-				"/"+strconv.FormatUint(uint64(lb.GetLoadBalancingWeight().GetValue()), 10))
+			s := prefix + hostPortString(sa.GetAddress(), int(sa.GetPortValue())) +
+				"/" + strconv.FormatUint(uint64(lb.GetLoadBalancingWeight().GetValue()), 10)
+			switch lb.GetHealthStatus() {
+			case corev3.HealthStatus_HEALTHY:
+			case corev3.HealthStatus_UNHEALTHY:
+				s += " UNHEALTHY"
+			default:
+				t.Errorf("%s: health_status %v, want HEALTHY or UNHEALTHY", s, lb.GetHealthStatus())
+			}
+			out = append(out, s)
 		}
 	}
 	return out
+}
+
+// TestEndpointHealth: the health status and weight are those Consul 1.14's
+// xDS server gives (agent/xds/endpoints.go calculateEndpointHealthAndWeight).
+func TestEndpointHealth(t *testing.T) {
+	tests := []struct {
+		name        string
+		health      mesh.Health
+		weights     mesh.Weights
+		onlyPassing bool
+		wantHealthy bool
+		wantWeight  int
+	}{
+		{name: "passing weighs Weights.Passing", health: mesh.HealthPassing, weights: mesh.Weights{Passing: 5, Warning: 2}, wantHealthy: true, wantWeight: 5},
+		{name: "passing without Weights weighs 1", health: mesh.HealthPassing, wantHealthy: true, wantWeight: 1},
+		{name: "passing under OnlyPassing", health: mesh.HealthPassing, weights: mesh.Weights{Passing: 5, Warning: 2}, onlyPassing: true, wantHealthy: true, wantWeight: 5},
+		{name: "warning is healthy and weighs Weights.Warning", health: mesh.HealthWarning, weights: mesh.Weights{Passing: 5, Warning: 2}, wantHealthy: true, wantWeight: 2},
+		{name: "warning under OnlyPassing is unhealthy", health: mesh.HealthWarning, weights: mesh.Weights{Passing: 5, Warning: 2}, onlyPassing: true, wantWeight: 2},
+		{name: "warning with Weights.Warning 0 is unhealthy, weight 1", health: mesh.HealthWarning, weights: mesh.Weights{Passing: 5}, wantWeight: 1},
+		{name: "warning without Weights weighs 1", health: mesh.HealthWarning, wantHealthy: true, wantWeight: 1},
+		{name: "critical is unhealthy and weighs Weights.Passing", health: mesh.HealthCritical, weights: mesh.Weights{Passing: 5, Warning: 2}, wantWeight: 5},
+		{name: "maintenance is unhealthy", health: mesh.HealthMaintenance, weights: mesh.Weights{Passing: 5, Warning: 2}, wantWeight: 5},
+		{name: "weight capped at 128", health: mesh.HealthPassing, weights: mesh.Weights{Passing: 65535, Warning: 1}, wantHealthy: true, wantWeight: 128},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			inst := instance("api", "api-1", "n", "10.0.0.1", 80, tt.health)
+			inst.Weights = tt.weights
+			healthy, weight := endpointHealth(&inst, tt.onlyPassing)
+			if healthy != tt.wantHealthy || weight != tt.wantWeight {
+				t.Errorf("endpointHealth = %v, %d; want %v, %d", healthy, weight, tt.wantHealthy, tt.wantWeight)
+			}
+		})
+	}
 }
 
 func TestLoadAssignment(t *testing.T) {
@@ -44,9 +92,9 @@ func TestLoadAssignment(t *testing.T) {
 		want      []string
 	}{
 		{
-			name:      "only passing by default",
+			name:      "only passing healthy by default, the others marked",
 			instances: []mesh.Instance{inst("10.0.0.1", 80, mesh.HealthPassing, 1, 1), inst("10.0.0.2", 80, mesh.HealthWarning, 1, 1), inst("10.0.0.3", 80, mesh.HealthCritical, 1, 1), inst("10.0.0.4", 80, mesh.HealthMaintenance, 1, 1)},
-			want:      []string{"10.0.0.1:80/1"},
+			want:      []string{"10.0.0.1:80/1", "10.0.0.2:80/1 UNHEALTHY", "10.0.0.3:80/1 UNHEALTHY", "10.0.0.4:80/1 UNHEALTHY"},
 		},
 		{
 			name:      "warning included weighs Weights.Warning",
@@ -60,14 +108,19 @@ func TestLoadAssignment(t *testing.T) {
 			want:      []string{"10.0.0.1:80/1"},
 		},
 		{
-			name:      "huge weight is capped",
+			name:      "huge weight is capped as Consul does",
 			instances: []mesh.Instance{inst("10.0.0.1", 80, mesh.HealthPassing, 1<<30, 0)},
-			want:      []string{"10.0.0.1:80/65536"},
+			want:      []string{"10.0.0.1:80/128"},
 		},
 		{
 			name:      "duplicate addresses collapse",
 			instances: []mesh.Instance{inst("10.0.0.1", 80, mesh.HealthPassing, 1, 1), inst("10.0.0.1", 80, mesh.HealthPassing, 1, 1)},
 			want:      []string{"10.0.0.1:80/1"},
+		},
+		{
+			name:      "a healthy duplicate wins",
+			instances: []mesh.Instance{inst("10.0.0.1", 80, mesh.HealthCritical, 1, 1), inst("10.0.0.1", 80, mesh.HealthPassing, 3, 1)},
+			want:      []string{"10.0.0.1:80/3"},
 		},
 		{
 			name:      "sorted by address then port",
@@ -96,9 +149,11 @@ func TestLoadAssignment(t *testing.T) {
 			want:      []string{"[fd00::1]:80/1"},
 		},
 		{
-			name:      "nothing healthy gives no locality",
-			instances: []mesh.Instance{inst("10.0.0.1", 80, mesh.HealthCritical, 1, 1)},
+			name:      "nothing healthy: every instance marked unhealthy",
+			instances: []mesh.Instance{inst("10.0.0.1", 80, mesh.HealthCritical, 1, 1), inst("10.0.0.2", 80, mesh.HealthCritical, 1, 1)},
+			want:      []string{"10.0.0.1:80/1 UNHEALTHY", "10.0.0.2:80/1 UNHEALTHY"},
 		},
+		{name: "no instances give no locality"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -149,7 +149,7 @@ var sidecarCases = []sidecarCase{
 		},
 	},
 	{
-		name: "sidecar_unhealthy_instances_excluded",
+		name: "sidecar_unhealthy_instances_marked",
 		change: func(s *mesh.Snapshot) {
 			api := s.Services["api"]
 			api.Sidecars = []mesh.Instance{

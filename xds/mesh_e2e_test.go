@@ -2,30 +2,20 @@ package xds
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"github.com/hashicorp/consul/api"
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
-	"google.golang.org/grpc"
 
-	"github.com/seed-a778acb4/consulate/discovery"
 	"github.com/seed-a778acb4/consulate/internal/consultest"
 	"github.com/seed-a778acb4/consulate/sidecar/config"
-	"github.com/seed-a778acb4/consulate/sidecar/listener"
-	"github.com/seed-a778acb4/consulate/sidecar/xdsclient"
 )
 
 // e2eBackend is one api instance: answers its name, or 503 while failing.
@@ -116,95 +106,17 @@ func TestMeshPolicyEndToEnd(t *testing.T) {
 	}
 	set(&api.ProxyConfigEntry{Kind: api.ProxyDefaults, Name: api.ProxyConfigGlobal, Config: map[string]any{"protocol": "http"}})
 
-	// Control plane: each model snapshot is translated for the sidecar and
-	// set in go-control-plane's cache; a failed translation keeps the
-	// previous snapshot (as the real control plane does).
-	const nodeID = "web-1-sidecar-proxy"
-	w := discovery.NewWatcher(c, discovery.Options{Coalesce: 20 * time.Millisecond, MaxBackoff: 500 * time.Millisecond}, zaptest.NewLogger(t, zaptestLevel()))
-	snapshots := cache.NewSnapshotCache(true, cache.IDHash{}, nil)
-	var lastErr atomic.Value
-	var wg sync.WaitGroup
-	runCtx, stop := context.WithCancel(ctx)
-	defer func() { stop(); wg.Wait() }()
-	wg.Go(func() { _ = w.Run(runCtx) })
-	wg.Go(func() {
-		ch, unsubscribe := w.Subscribe()
-		defer unsubscribe()
-		for {
-			if s := w.Current(); s != nil && s.Proxy(nodeID) != nil {
-				res, err := ForSidecar(s, nodeID)
-				if err == nil {
-					var cs *cache.Snapshot
-					if cs, err = res.Snapshot(); err == nil {
-						err = snapshots.SetSnapshot(runCtx, nodeID, cs)
-					}
-				}
-				lastErr.Store(fmt.Sprint(err))
-			}
-			select {
-			case <-ch:
-			case <-runCtx.Done():
-				return
-			}
-		}
-	})
-	grpcServer := grpc.NewServer()
-	discoveryv3.RegisterAggregatedDiscoveryServiceServer(grpcServer, server.NewServer(runCtx, snapshots, nil))
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = grpcServer.Serve(lis) }()
-	defer grpcServer.Stop()
-
-	// The sidecar's data path.
-	log := zap.NewNop()
-	reg := prometheus.NewRegistry()
-	m, err := listener.NewManager(log, reg, listener.Options{DrainTimeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var applied atomic.Pointer[config.Config]
-	client, err := xdsclient.New(xdsclient.Options{
-		NodeID: nodeID, ControlPlane: lis.Addr().String(), Logger: log, Registerer: reg,
-		Apply: func(_ context.Context, cfg *config.Config) error {
-			if err := m.Apply(cfg); err != nil {
-				return err
-			}
-			applied.Store(cfg)
-			return nil
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	wg.Go(func() { _ = client.Run(runCtx) })
-	defer func() {
-		closeCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
-		defer done()
-		m.Close(closeCtx)
-	}()
-
-	httpc := &http.Client{Timeout: 5 * time.Second}
-	get := func(path string) (int, string) {
-		resp, err := httpc.Get(fmt.Sprintf("http://127.0.0.1:%d%s", upstreamPort, path))
-		if err != nil {
-			return 0, err.Error()
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(body)
-	}
-	// until waits for n consecutive answers to path from want (a backend
-	// name, or "!"+name for any 200 but that one) and returns how long it
-	// took.
+	h := startMeshHarness(ctx, t, c, "web-1-sidecar-proxy", upstreamPort)
+	get, count := h.get, h.count
+	// until waits for 20 consecutive answers to path for which ok holds
+	// and returns how long it took.
 	until := func(what, path string, ok func(code int, body string) bool) time.Duration {
 		t.Helper()
 		start := time.Now()
 		streak := 0
 		for streak < 20 {
 			if ctx.Err() != nil {
-				t.Fatalf("%s: not within the deadline (last translation error: %v)", what, lastErr.Load())
+				t.Fatalf("%s: not within the deadline (last translation error: %v)", what, h.lastErr.Load())
 			}
 			if code, body := get(path); ok(code, body) {
 				streak++
@@ -214,17 +126,6 @@ func TestMeshPolicyEndToEnd(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 		return time.Since(start)
-	}
-	count := func(path string, n int) map[string]int {
-		out := map[string]int{}
-		for range n {
-			code, body := get(path)
-			if code != http.StatusOK {
-				body = strconv.Itoa(code)
-			}
-			out[body]++
-		}
-		return out
 	}
 
 	// Default chain: every instance takes traffic.
@@ -262,17 +163,10 @@ func TestMeshPolicyEndToEnd(t *testing.T) {
 		UpstreamConfig: &api.UpstreamConfiguration{Defaults: &api.UpstreamConfig{PassiveHealthCheck: &api.PassiveHealthCheck{
 			Interval: time.Second, MaxFailures: 1, MaxEjectionPercent: ptrTo(uint32(100)), BaseEjectionTime: ptrTo(3 * time.Second),
 		}}}})
-	for {
-		if cfg := applied.Load(); cfg != nil {
-			if cl := cfg.Clusters["v1.api.default.dc1.internal"]; cl != nil && cl.OutlierDetection != nil && cl.OutlierDetection.Consecutive5xx == 1 {
-				break
-			}
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("the sidecar never applied the PassiveHealthCheck (last translation error: %v)", lastErr.Load())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	h.waitApplied(ctx, t, "the PassiveHealthCheck", func(cfg *config.Config) bool {
+		cl := cfg.Clusters["v1.api.default.dc1.internal"]
+		return cl != nil && cl.OutlierDetection != nil && cl.OutlierDetection.Consecutive5xx == 1
+	})
 	t.Logf("service-defaults PassiveHealthCheck written → applied by the sidecar after %v", time.Since(written))
 	v1b.failing.Store(true)
 	// 150 sequential requests take well under the 3 s ejection.
@@ -322,7 +216,7 @@ func TestMeshPolicyEndToEnd(t *testing.T) {
 			break
 		}
 		if ctx.Err() != nil {
-			t.Fatalf("the default chain never came back (last translation error: %v)", lastErr.Load())
+			t.Fatalf("the default chain never came back (last translation error: %v)", h.lastErr.Load())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
