@@ -140,8 +140,14 @@ func describe(v adstest.View) string {
 	return b.String()
 }
 
-// apiEndpoints lists the host:port endpoints of the api clusters in a view.
-func apiEndpoints(v adstest.View) []string {
+// apiEndpoints lists the host:port of the HEALTHY endpoints of the api
+// clusters in a view (the ones that receive traffic outside panic mode).
+func apiEndpoints(v adstest.View) []string { return apiEndpointsWith(v, core.HealthStatus_HEALTHY) }
+
+// apiEndpointsWith lists the host:port of the api clusters' endpoints
+// whose health_status is health (sidecars also get critical instances,
+// UNHEALTHY, as Consul sends them).
+func apiEndpointsWith(v adstest.View, health core.HealthStatus) []string {
 	var out []string
 	for name := range v.Resources[adstest.EndpointType] {
 		if !strings.HasPrefix(name, "api.") {
@@ -153,6 +159,9 @@ func apiEndpoints(v adstest.View) []string {
 		}
 		for _, loc := range cla.GetEndpoints() {
 			for _, lb := range loc.GetLbEndpoints() {
+				if lb.GetHealthStatus() != health {
+					continue
+				}
 				sa := lb.GetEndpoint().GetAddress().GetSocketAddress()
 				out = append(out, fmt.Sprintf("%s:%d", sa.GetAddress(), sa.GetPortValue()))
 			}

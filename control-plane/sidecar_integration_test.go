@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"github.com/hashicorp/consul/api"
 
 	"github.com/seed-a778acb4/consulate/control-plane/internal/adstest"
@@ -76,15 +77,17 @@ func TestSidecarFollowsConsul(t *testing.T) {
 			}
 			t.Logf("registration → EDS: %v", time.Since(start))
 
-			// Its TTL check fails: it leaves EDS.
+			// Its TTL check fails: it stays in EDS marked UNHEALTHY, as
+			// Consul sends it (for panic routing), no longer HEALTHY.
 			start = time.Now()
 			if err := a.Client.Agent().UpdateTTLOpts("ttl-"+newID, "down", api.HealthCritical, nil); err != nil {
 				t.Fatal(err)
 			}
 			ctx2, cancel2 := context.WithTimeout(t.Context(), edsDeadline)
 			defer cancel2()
-			if _, err := m.WaitFor(ctx2, "the failed instance out of EDS", func(v adstest.View) bool {
-				return slices.Equal(apiEndpoints(v), []string{"127.0.0.1:7001"})
+			if _, err := m.WaitFor(ctx2, "the failed instance UNHEALTHY in EDS", func(v adstest.View) bool {
+				return slices.Equal(apiEndpoints(v), []string{"127.0.0.1:7001"}) &&
+					hasAll(apiEndpointsWith(v, core.HealthStatus_UNHEALTHY), newAddr)
 			}); err != nil {
 				t.Fatal(err)
 			}
