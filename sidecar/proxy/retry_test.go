@@ -373,7 +373,7 @@ func TestPerTryIdleTimeout(t *testing.T) {
 			<-r.Context().Done() // silent
 			return
 		}
-		// Slow but never idle for 100 ms: 6 chunks 40 ms apart.
+		// Slow but never idle for 250 ms: 6 chunks 40 ms apart.
 		for i := range 6 {
 			w.Write([]byte{byte('0' + i)})
 			w.(http.Flusher).Flush()
@@ -381,7 +381,7 @@ func TestPerTryIdleTimeout(t *testing.T) {
 		}
 	})
 	p := fastPolicy(config.Retry5xx)
-	p.PerTryIdleTimeout = 100 * time.Millisecond
+	p.PerTryIdleTimeout = 250 * time.Millisecond
 	px := startProxy(t, catchAll(retryRoute("c", p, 5*time.Second)), map[string]*config.Cluster{"c": oneHost("c", addrOf(up), config.HTTP1)}, nil)
 	res, body := get(t, client(t, false), newReq(t, "GET", px.url("/idle"), ""))
 	if res.StatusCode != 200 || body != "012345" || hits.Load() != 2 {
