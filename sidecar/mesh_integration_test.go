@@ -110,8 +110,11 @@ func runSidecar(t *testing.T, controlPlane, proxyID string, protocol xdsclient.P
 func TestMeshThroughConsul(t *testing.T) {
 	a := consultest.Start(t)
 	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
+	// Panic routing off (threshold 0): api's only sidecar going critical
+	// then stops its traffic (with Envoy's default 50 % the UNHEALTHY
+	// endpoint would still be served, in panic).
 	if _, _, err := a.Client.ConfigEntries().Set(&api.ProxyConfigEntry{Kind: api.ProxyDefaults, Name: api.ProxyConfigGlobal,
-		Config: map[string]any{"protocol": "http"}}, nil); err != nil {
+		Config: map[string]any{"protocol": "http", "consulate_healthy_panic_threshold": "0"}}, nil); err != nil {
 		t.Fatalf("proxy-defaults: %v", err)
 	}
 	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -160,9 +163,10 @@ func TestMeshThroughConsul(t *testing.T) {
 		t.Fatalf("body = %q", body)
 	}
 
-	// Consul says api's sidecar is failing: the control plane drops it
-	// from EDS and web's sidecar stops sending it traffic (503, no healthy
-	// upstream); when it passes again, traffic flows again.
+	// Consul says api's sidecar is failing: the control plane marks it
+	// UNHEALTHY in EDS and web's sidecar (no panic routing) stops sending
+	// it traffic (503, no healthy upstream); when it passes again, traffic
+	// flows again.
 	if err := a.Client.Agent().UpdateTTL("ttl-api-1-sidecar", "test", api.HealthCritical); err != nil {
 		t.Fatal(err)
 	}
