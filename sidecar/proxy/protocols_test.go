@@ -143,7 +143,7 @@ func TestUpgradeTimeouts(t *testing.T) {
 		}
 	})
 	rt := &config.Route{Match: config.RouteMatch{CaseSensitive: true},
-		Forward: &config.RouteAction{Cluster: "ws", Timeout: 200 * time.Millisecond, IdleTimeout: 300 * time.Millisecond}}
+		Forward: &config.RouteAction{Cluster: "ws", Timeout: 200 * time.Millisecond, IdleTimeout: 600 * time.Millisecond}}
 	p := startProxy(t, catchAll(rt), map[string]*config.Cluster{"ws": oneHost("ws", addrOf(up), config.HTTP1)}, nil)
 	conn, err := net.Dial("tcp", p.addr)
 	if err != nil {
@@ -171,6 +171,6 @@ func TestUpgradeTimeouts(t *testing.T) {
 		t.Fatalf("read while idle: %v, want EOF", err)
 	}
 	if d := time.Since(start); d > 3*time.Second {
-		t.Errorf("closed after %v idle, want about 300ms", d)
+		t.Errorf("closed after %v idle, want about 600ms", d)
 	}
 }

@@ -18,11 +18,11 @@ func TestRequestTimeout(t *testing.T) {
 	up := upstream(t, false, func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		if r.URL.Path == "/slow-response" {
-			time.Sleep(300 * time.Millisecond)
+			time.Sleep(500 * time.Millisecond)
 		}
 		w.Write([]byte("ok"))
 	})
-	hcm := &config.HTTPConnectionManager{RequestTimeout: 150 * time.Millisecond, GenerateRequestID: true}
+	hcm := &config.HTTPConnectionManager{RequestTimeout: 300 * time.Millisecond, GenerateRequestID: true}
 	tests := []struct {
 		name   string
 		policy *config.RetryPolicy
@@ -53,7 +53,7 @@ func TestRequestTimeout(t *testing.T) {
 				t.Errorf("stalled request: status %d, want 408 (%v)", res.StatusCode, px.logFor(t, "/stalled"))
 			}
 			if d := time.Since(start); d > 2*time.Second {
-				t.Errorf("answered after %v with a 150 ms request_timeout", d)
+				t.Errorf("answered after %v with a 300 ms request_timeout", d)
 			}
 
 			// The timeout covers receiving the request, not the response.
