@@ -153,6 +153,7 @@ func pickEndpoints(instances []mesh.Instance, dc string, onlyPassing bool, keep 
 	return slices.CompactFunc(picked, func(a, b hostPort) bool { return a.host == b.host && a.port == b.port })
 }
 
+// compareHealthyFirst orders healthy before unhealthy.
 func compareHealthyFirst(a, b bool) int {
 	switch {
 	case a == b:

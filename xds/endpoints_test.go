@@ -221,3 +221,22 @@ func TestIncludeWarning(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkLoadAssignment100HalfCritical builds one cluster's endpoints
+// from 100 instances, every other one critical (sent UNHEALTHY).
+func BenchmarkLoadAssignment100HalfCritical(b *testing.B) {
+	instances := make([]mesh.Instance, 100)
+	for i := range instances {
+		h := mesh.HealthPassing
+		if i%2 == 1 {
+			h = mesh.HealthCritical
+		}
+		instances[i] = instance("api", "api-"+strconv.Itoa(i), "n", "10.0."+strconv.Itoa(i/250)+"."+strconv.Itoa(i%250), 21000, h)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if cla := loadAssignment("api", instances, testDC, false); len(cla.GetEndpoints()[0].GetLbEndpoints()) != 100 {
+			b.Fatal("want 100 endpoints")
+		}
+	}
+}
