@@ -54,11 +54,13 @@ func TestControlPlaneKilledDuringTraffic(t *testing.T) {
 // the check runs again and anti-entropy syncs it ("Default check to
 // critical to avoid placing potentially unhealthy services into the
 // active pool", agent/agent.go loadChecks in Consul 1.14): Consul itself
-// then says api has no passing sidecar (seen for 0.2 to 10 s here), and
-// since only passing instances get traffic, requests in that window fail
-// with 503 "no healthy upstream". The test checks that these are the only
-// failures and that they end soon after Consul reports the sidecar
-// passing again.
+// then says api has no passing sidecar (seen for 0.2 to 10 s here). The
+// control plane sends those endpoints as UNHEALTHY, so the sidecar's
+// panic routing keeps using them; a request can still fail with 503 UH
+// (no host at all) or, in panic mode, UF on api-2's sidecar, registered
+// right after the restart and not listening yet. The test checks that
+// these are the only failures and that they end soon after Consul
+// reports the sidecar passing again.
 func TestConsulRestartedDuringTraffic(t *testing.T) {
 	f := newFixture(t, consultest.Persistent())
 	web, _ := f.pair(t)
@@ -94,8 +96,11 @@ func TestConsulRestartedDuringTraffic(t *testing.T) {
 		ok+fail, fail, kinds, ready.Sub(restart).Round(time.Millisecond),
 		first.Sub(ready).Round(time.Millisecond), last.Sub(ready).Round(time.Millisecond), seen)
 	for k := range kinds {
-		if !strings.HasPrefix(k, "503 no healthy upstream") {
-			t.Errorf("failure %q (%d times): want only 503 no healthy upstream while Consul reports the restored checks critical", k, kinds[k])
+		// No healthy host at all (UH), or panic routing (every host
+		// unhealthy, so all get traffic, Envoy's healthy_panic_threshold)
+		// reaching the sidecar registered meanwhile before it listens (UF).
+		if !strings.HasPrefix(k, "503 no healthy upstream") && !strings.HasSuffix(k, "reset reason: connection failure") {
+			t.Errorf("failure %q (%d times): want only 503 UH or UF while Consul reports the restored checks critical", k, kinds[k])
 		}
 	}
 	if fail == 0 {
