@@ -108,8 +108,15 @@ func checkStory(t *testing.T, story string) {
 			t.Errorf("%s got no requests", instance)
 		}
 	}
-	if !strings.Contains(story, "503   ← flaky") {
-		t.Errorf("the story does not show the flaky instance's 503s")
+	// The demo's service-router retries payments' 503s on another
+	// instance: the client sees no failure, and the story shows retries.
+	// (Ejection of the flaky instance is likely but not certain in 300
+	// requests at a 30 % failure rate, so it is not asserted.)
+	if !regexp.MustCompile(`What the client saw \(\S+\): \d+ × 200\n`).MatchString(story) {
+		t.Errorf("the client saw failures although payments' 503s are retried")
+	}
+	if !strings.Contains(story, "retries elsewhere") {
+		t.Errorf("the story does not show payments' retries")
 	}
 	if !strings.Contains(story, "stopped 14 processes; nothing left running") {
 		t.Errorf("the demo did not report stopping its 14 processes")

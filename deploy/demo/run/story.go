@@ -79,6 +79,9 @@ func get(ctx context.Context, client *http.Client, url string) int {
 type hop struct {
 	requests int
 	outcomes map[string]int // "200", "503 UF", ...
+	// retries is how many extra attempts the client sidecar made for
+	// the requests that ended on this host (attempts - 1 each).
+	retries int
 }
 
 // hops counts the access-log lines of the outbound listeners of the given
@@ -112,6 +115,9 @@ func (m *mesh) hops(clients []string) (map[string]*hop, error) {
 				out[name] = h
 			}
 			h.requests++
+			if e.Attempts > 1 {
+				h.retries += e.Attempts - 1
+			}
 			o := fmt.Sprint(e.Status)
 			if e.ResponseFlags != "" && e.ResponseFlags != "-" {
 				o += " " + e.ResponseFlags
@@ -153,7 +159,11 @@ func (m *mesh) tell(ctx context.Context, st clientStats) error {
 		fmt.Fprintf(m.out, "\n%s:\n", step.title)
 		for _, name := range slices.Sorted(maps.Keys(hops)) {
 			h := hops[name]
-			fmt.Fprintf(m.out, "  %-12s %-4s %5d requests   %s%s\n", name, m.version(name), h.requests, outcomes(h.outcomes), m.note(name))
+			retried := ""
+			if h.retries > 0 {
+				retried = fmt.Sprintf(" (after %d retries elsewhere)", h.retries)
+			}
+			fmt.Fprintf(m.out, "  %-12s %-4s %5d requests   %s%s%s\n", name, m.version(name), h.requests, outcomes(h.outcomes), retried, m.note(name))
 		}
 	}
 	fmt.Fprintln(m.out, "\n(Response flags follow Envoy's: UF upstream connection failure, UH no healthy upstream, URX retries exhausted ...)")

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"time"
+
 	"github.com/hashicorp/consul/api"
 
 	"github.com/seed-a778acb4/consulate/deploy/demo/launch"
@@ -35,16 +37,42 @@ func topology() []*member {
 }
 
 // configEntries are written before any sidecar starts, as
-// `consul config write` would. Issue 7's later scenarios (a
-// service-resolver with v1/v2 subsets, a service-splitter, a
-// service-router with retries, passive health checks in
-// proxy-defaults' UpstreamConfig) are added here once the control plane
-// and sidecar carry them (issues 5 and 6).
+// `consul config write` would: HTTP everywhere; api's calls to payments
+// retried on a 503 (Consul's service-router RetryOnStatusCodes; our
+// default previous_hosts predicate sends the retry to another instance);
+// and api's sidecar ejecting a payments instance after 3 consecutive 5xx
+// (service-defaults UpstreamConfig PassiveHealthCheck → Envoy outlier
+// detection). The flaky payments-3 is then masked: its 503s are retried
+// elsewhere and it is ejected for a while.
 func configEntries() []api.ConfigEntry {
+	baseEjection := 10 * time.Second
 	return []api.ConfigEntry{
 		&api.ProxyConfigEntry{
 			Kind: api.ProxyDefaults, Name: api.ProxyConfigGlobal,
 			Config: map[string]any{"protocol": "http"},
+		},
+		&api.ServiceRouterConfigEntry{
+			Kind: api.ServiceRouter, Name: "payments",
+			Routes: []api.ServiceRoute{{
+				Match: &api.ServiceRouteMatch{HTTP: &api.ServiceRouteHTTPMatch{PathPrefix: "/"}},
+				Destination: &api.ServiceRouteDestination{
+					NumRetries:         2,
+					RetryOnStatusCodes: []uint32{503},
+				},
+			}},
+		},
+		&api.ServiceConfigEntry{
+			Kind: api.ServiceDefaults, Name: "api", Protocol: "http",
+			UpstreamConfig: &api.UpstreamConfiguration{
+				Overrides: []*api.UpstreamConfig{{
+					Name: "payments",
+					PassiveHealthCheck: &api.PassiveHealthCheck{
+						Interval:         time.Second,
+						MaxFailures:      3,
+						BaseEjectionTime: &baseEjection,
+					},
+				}},
+			},
 		},
 	}
 }
