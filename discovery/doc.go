@@ -36,14 +36,21 @@
 //
 // One change is invisible to both diffs: an instance added, changed or
 // removed without checks and without changing its service's tag set. The
-// catalog index still moves, so the watcher compares it with the highest
-// index its fetches have returned (Consul's per-service index): a catalog
-// move no diff explains and no fetch reached within three coalescing
-// windows triggers a refetch of every service. It also refetches every
-// service when an index goes backwards (a restarted -dev agent, a restored
-// snapshot), when Consul becomes reachable after an outage (it may have
-// restarted meanwhile), and every Options.Resync (10 minutes) as a safety
-// net for changes that a later visible change in the same window could mask.
+// catalog index still moves, so each move (but one that removes a name) is
+// kept until a targeted fetch shows it to be that service's write: an
+// instance whose ModifyIndex is the catalog index, or, when an instance is
+// gone, a per-service X-Consul-Index equal to it. A higher index is no
+// evidence: check writes move a service's index too, so one flapping check
+// would otherwise "explain" every other service's moves (a burst of 100
+// check-less registrations once stayed at ~40 instances for good that way;
+// TestWatcherSeesCheckLessBurst). A move still unexplained three coalescing
+// windows after it was seen, with no fetch in flight, triggers a refetch of
+// every service. It also refetches every service when an index goes
+// backwards (a restarted -dev agent, a restored snapshot), when Consul
+// becomes reachable after an outage (it may have restarted meanwhile), and
+// every Options.Resync (10 minutes) as a safety net for changes that a later
+// visible change in the same window could mask (the catalog reports only
+// the window's last index).
 // A full refetch is one request per service name (sidecar services
 // included) at bounded concurrency: acceptable as an exception, which is
 // why it is not the rule.

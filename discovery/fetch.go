@@ -19,6 +19,9 @@ type fetchBatch struct {
 	// the service has no instances any more.
 	entries [][]*api.ServiceEntry
 	errs    []error
+	// indexes holds each fetch's X-Consul-Index (Consul's per-service
+	// index: the service's last write, instances or checks), 0 on error.
+	indexes []uint64
 	// maxIndex is the highest X-Consul-Index among the successful fetches.
 	maxIndex uint64
 }
@@ -30,7 +33,8 @@ type fetchBatch struct {
 func fetchServices(ctx context.Context, client *api.Client, concurrency int, b *fetchBatch, done chan<- *fetchBatch) {
 	b.entries = make([][]*api.ServiceEntry, len(b.names))
 	b.errs = make([]error, len(b.names))
-	indexes := make([]uint64, len(b.names))
+	b.indexes = make([]uint64, len(b.names))
+	indexes := b.indexes
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range min(concurrency, len(b.names)) {

@@ -55,16 +55,16 @@ type loop struct {
 	inflight       bool
 	fetchFailures  int
 	fetchNotBefore time.Time
-	// seenIndex is the highest index a service fetch returned: a catalog
-	// move above it that no diff explained means an unseen change.
-	seenIndex        uint64
-	unexplained      uint64
-	unexplainedSince time.Time
-	dirty            bool
-	dirtySince       time.Time
-	lastPublish      time.Time
-	lastConfig       *mesh.Config
-	lastErrors       map[mesh.EntryError]bool
+	// seenIndex is the highest index a service fetch returned.
+	seenIndex uint64
+	// unexplained maps each catalog index that no fetch has yet shown to
+	// be a write of the service fetched (see explain) to when it was seen.
+	unexplained map[uint64]time.Time
+	dirty       bool
+	dirtySince  time.Time
+	lastPublish time.Time
+	lastConfig  *mesh.Config
+	lastErrors  map[mesh.EntryError]bool
 	// failing holds the queries whose last attempt failed; Consul is
 	// reachable again once none is left.
 	failing            map[string]bool
@@ -74,24 +74,25 @@ type loop struct {
 
 func newLoop(w *Watcher, ctx context.Context, wg *sync.WaitGroup) *loop {
 	return &loop{
-		w:          w,
-		ctx:        ctx,
-		wg:         wg,
-		log:        w.log,
-		catalogCh:  make(chan update[map[string][]string]),
-		checksCh:   make(chan update[api.HealthChecks]),
-		entriesCh:  make(chan update[kindEntries]),
-		errCh:      make(chan watchError),
-		fetchedCh:  make(chan *fetchBatch),
-		b:          newBuilder(),
-		dc:         w.opts.Datacenter,
-		catalog:    map[string][]string{},
-		checks:     map[checkKey]checkState{},
-		entries:    map[mesh.EntryKind][]RawEntry{},
-		entryIndex: map[mesh.EntryKind]uint64{},
-		pending:    map[string]bool{},
-		lastErrors: map[mesh.EntryError]bool{},
-		failing:    map[string]bool{},
+		w:           w,
+		ctx:         ctx,
+		wg:          wg,
+		log:         w.log,
+		catalogCh:   make(chan update[map[string][]string]),
+		checksCh:    make(chan update[api.HealthChecks]),
+		entriesCh:   make(chan update[kindEntries]),
+		errCh:       make(chan watchError),
+		fetchedCh:   make(chan *fetchBatch),
+		b:           newBuilder(),
+		dc:          w.opts.Datacenter,
+		catalog:     map[string][]string{},
+		checks:      map[checkKey]checkState{},
+		entries:     map[mesh.EntryKind][]RawEntry{},
+		entryIndex:  map[mesh.EntryKind]uint64{},
+		pending:     map[string]bool{},
+		unexplained: map[uint64]time.Time{},
+		lastErrors:  map[mesh.EntryError]bool{},
+		failing:     map[string]bool{},
 	}
 }
 
@@ -155,13 +156,15 @@ func (l *loop) resyncAll(reason string) {
 	for name := range l.catalog {
 		l.markPending(name)
 	}
-	l.unexplained = 0
+	// The refetch starts after every move seen so far.
+	clear(l.unexplained)
 }
 
 func (l *loop) onCatalog(u update[map[string][]string]) {
 	if u.reset {
 		l.seenIndex = 0
 	}
+	prevIndex := l.catalogIndex
 	l.catalogIndex = u.index
 	old := l.catalog
 	l.catalog = u.value
@@ -179,11 +182,10 @@ func (l *loop) onCatalog(u update[map[string][]string]) {
 		}
 		return
 	}
-	changed := false
+	removed := false
 	for name, tags := range l.catalog {
 		if oldTags, ok := old[name]; !ok || !slices.Equal(oldTags, tags) {
 			l.markPending(name)
-			changed = true
 		}
 	}
 	for name := range old {
@@ -191,17 +193,16 @@ func (l *loop) onCatalog(u update[map[string][]string]) {
 			l.b.removeService(name)
 			delete(l.pending, name)
 			l.markDirty(time.Now())
-			changed = true
+			removed = true
 		}
 	}
-	if !changed && u.index > l.seenIndex {
-		// Something in the services table moved (an instance added,
-		// changed or removed without touching the name's tags): the
-		// checks watch usually names it; if nothing does, resync.
-		if l.unexplained == 0 {
-			l.unexplainedSince = time.Now()
-		}
-		l.unexplained = u.index
+	if !removed && u.index > prevIndex {
+		// Something in the services table moved: an instance added,
+		// changed or removed, maybe without touching the name's tags. The
+		// name diff or the checks watch usually names the service, and
+		// its fetch then shows the write (explains); if none does, resync.
+		// (A removed name is the write itself: nothing to fetch.)
+		l.unexplained[u.index] = time.Now()
 	}
 }
 
@@ -278,6 +279,7 @@ func (l *loop) onFetched(b *fetchBatch) {
 			l.markPending(name)
 			continue
 		}
+		l.explain(b.indexes[i], l.b.services[name], b.entries[i])
 		if _, ok := l.catalog[name]; !ok || len(b.entries[i]) == 0 {
 			// Deregistered while we fetched: the catalog diff (or its
 			// next move) removes the name.
@@ -307,18 +309,43 @@ func (l *loop) onFetched(b *fetchBatch) {
 	l.checkUnexplained(time.Now())
 }
 
-// checkUnexplained forgets a catalog move that a fetch has since reached,
-// and resyncs when one is still unexplained after its grace period.
+// explain forgets the catalog moves that one service's fetch shows to be
+// its own writes. Only exact evidence counts: an instance whose
+// ModifyIndex is the catalog index (it was written then), or, when an
+// instance we had is gone, a per-service index equal to the catalog index
+// (the removal was the service's last write). A higher index proves
+// nothing: checks writes move a service's index too, so a service whose
+// check flaps would otherwise "explain" every other service's moves.
+func (l *loop) explain(index uint64, old *serviceParts, entries []*api.ServiceEntry) {
+	if len(l.unexplained) == 0 {
+		return
+	}
+	ids := make(map[checkKey]bool, len(entries))
+	for _, e := range entries {
+		if e == nil || e.Service == nil {
+			continue
+		}
+		delete(l.unexplained, e.Service.ModifyIndex)
+		if e.Node != nil {
+			ids[checkKey{e.Node.Node, e.Service.ID}] = true
+		}
+	}
+	if _, ok := l.unexplained[index]; old == nil || !ok {
+		return
+	}
+	for _, inst := range old.instances {
+		if !ids[checkKey{inst.Node, inst.ID}] {
+			delete(l.unexplained, index)
+			return
+		}
+	}
+}
+
+// checkUnexplained resyncs when a catalog move is still unexplained after
+// its grace period and no fetch in flight may yet explain it.
 func (l *loop) checkUnexplained(now time.Time) {
-	if l.unexplained == 0 {
+	if len(l.unexplained) == 0 || l.inflight || now.Before(l.unexplainedAt()) {
 		return
-	}
-	if l.seenIndex >= l.unexplained {
-		l.unexplained = 0
-		return
-	}
-	if l.inflight || len(l.pending) > 0 || now.Before(l.unexplainedAt()) {
-		return // fetches to come may still explain it
 	}
 	l.resyncAll("catalog changed without a visible diff")
 }

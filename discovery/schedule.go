@@ -32,10 +32,17 @@ func (l *loop) publishAt() time.Time {
 	return latest(l.dirtySince.Add(c), l.lastPublish.Add(c))
 }
 
-// unexplainedGrace leaves the checks watch time to name the service whose
-// change moved the catalog index.
+// unexplainedAt is when the oldest unexplained catalog move has had its
+// grace period: time for the diffs to name the service that moved it and
+// for that service's fetch to land.
 func (l *loop) unexplainedAt() time.Time {
-	return l.unexplainedSince.Add(3 * l.w.opts.Coalesce)
+	var oldest time.Time
+	for _, seen := range l.unexplained {
+		if oldest.IsZero() || seen.Before(oldest) {
+			oldest = seen
+		}
+	}
+	return oldest.Add(3 * l.w.opts.Coalesce)
 }
 
 func (l *loop) nextWake() (time.Time, bool) {
@@ -52,7 +59,7 @@ func (l *loop) nextWake() (time.Time, bool) {
 	if l.canPublish() {
 		consider(l.publishAt())
 	}
-	if l.unexplained != 0 && !l.inflight && len(l.pending) == 0 {
+	if len(l.unexplained) > 0 && !l.inflight {
 		consider(l.unexplainedAt())
 	}
 	return at, ok
