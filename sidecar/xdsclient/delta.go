@@ -2,7 +2,6 @@ package xdsclient
 
 import (
 	"context"
-	"slices"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -29,14 +28,15 @@ func openDelta(ctx context.Context, conn *grpc.ClientConn, nodeID string) (*delt
 
 func (s *deltaStream) subscribe(typeURL string, names []string) error {
 	cur := s.subs[typeURL]
+	have, want := nameSet(cur), nameSet(names)
 	var add, drop []string
 	for _, n := range names {
-		if !slices.Contains(cur, n) {
+		if _, ok := have[n]; !ok {
 			add = append(add, n)
 		}
 	}
 	for _, n := range cur {
-		if !slices.Contains(names, n) {
+		if _, ok := want[n]; !ok {
 			drop = append(drop, n)
 		}
 	}
@@ -50,6 +50,15 @@ func (s *deltaStream) subscribe(typeURL string, names []string) error {
 		ResourceNamesSubscribe:   add,
 		ResourceNamesUnsubscribe: drop,
 	})
+}
+
+// nameSet returns the set of names.
+func nameSet(names []string) map[string]struct{} {
+	set := make(map[string]struct{}, len(names))
+	for _, n := range names {
+		set[n] = struct{}{}
+	}
+	return set
 }
 
 func (s *deltaStream) ack(u *update) error {

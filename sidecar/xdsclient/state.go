@@ -132,6 +132,12 @@ func decodeResource(typeURL, name string, a *anypb.Any) (*resource, error) {
 type store struct {
 	byType   map[string]map[string]*resource
 	versions map[string]string // type URL → version_info / system_version_info
+
+	// timeouts caches fetchTimeout per referencing type (listeners for
+	// route configurations, clusters for load assignments): referenced
+	// name → shortest initial_fetch_timeout. Filled on first use from
+	// Run's goroutine; with drops the entry of the type it replaces.
+	timeouts map[string]map[string]time.Duration
 }
 
 func newStore() *store {
@@ -145,7 +151,8 @@ func newStore() *store {
 // with returns a copy of s in which typeURL's resources are res and its
 // version is version.
 func (s *store) with(typeURL string, res map[string]*resource, version string) *store {
-	n := &store{byType: maps.Clone(s.byType), versions: maps.Clone(s.versions)}
+	n := &store{byType: maps.Clone(s.byType), versions: maps.Clone(s.versions), timeouts: maps.Clone(s.timeouts)}
+	delete(n.timeouts, typeURL)
 	n.byType[typeURL] = res
 	n.versions[typeURL] = version
 	return n
@@ -154,26 +161,32 @@ func (s *store) with(typeURL string, res map[string]*resource, version string) *
 // wanted returns the route configuration names the listeners use and the
 // load assignment names the EDS clusters use, sorted.
 func (s *store) wanted() (routes, endpoints []string) {
-	rs, es := map[string]bool{}, map[string]bool{}
+	rs, es := s.wantedSets()
+	return sortedKeys(rs), sortedKeys(es)
+}
+
+// wantedSets is wanted as sets.
+func (s *store) wantedSets() (routes, endpoints map[string]struct{}) {
+	rs, es := map[string]struct{}{}, map[string]struct{}{}
 	for _, r := range s.byType[ListenerType] {
 		if h := r.listener.HTTP; h != nil && h.RouteConfigName != "" {
-			rs[h.RouteConfigName] = true
+			rs[h.RouteConfigName] = struct{}{}
 		}
 	}
 	for _, r := range s.byType[ClusterType] {
 		if n := r.cluster.EDSServiceName; n != "" {
-			es[n] = true
+			es[n] = struct{}{}
 		}
 	}
-	return sortedKeys(rs), sortedKeys(es)
+	return rs, es
 }
 
 // prune drops route configurations and load assignments nobody references
 // any more (an unsubscribed resource is forgotten, as in Envoy).
 func (s *store) prune() *store {
-	routes, eps := s.wanted()
+	routes, eps := s.wantedSets()
 	n := s
-	for typeURL, keep := range map[string][]string{RouteType: routes, EndpointType: eps} {
+	for typeURL, keep := range map[string]map[string]struct{}{RouteType: routes, EndpointType: eps} {
 		cur := n.byType[typeURL]
 		if len(cur) == 0 {
 			continue
@@ -181,7 +194,7 @@ func (s *store) prune() *store {
 		var dropped bool
 		next := make(map[string]*resource, len(keep))
 		for name, r := range cur {
-			if slices.Contains(keep, name) {
+			if _, ok := keep[name]; ok {
 				next[name] = r
 			} else {
 				dropped = true
@@ -271,10 +284,33 @@ func (s *store) build(giveUp map[ref]bool) (*config.Config, []ref) {
 		}
 	}
 	if len(missing) > 0 {
-		slices.SortFunc(missing, func(a, b ref) int { return strings.Compare(a.String(), b.String()) })
-		return nil, slices.Compact(missing)
+		return nil, sortRefs(missing)
 	}
 	return cfg, nil
+}
+
+// sortRefs sorts refs by their String form and drops duplicates. Each
+// String is formatted once: formatting inside the comparison dominated
+// the warming of a large config. Distinct refs have distinct Strings, so
+// the result does not depend on the sort's stability.
+func sortRefs(refs []ref) []ref {
+	type keyed struct {
+		key string
+		r   ref
+	}
+	ks := make([]keyed, len(refs))
+	for i, r := range refs {
+		ks[i] = keyed{r.String(), r}
+	}
+	slices.SortFunc(ks, func(a, b keyed) int { return strings.Compare(a.key, b.key) })
+	out := refs[:0]
+	for i, k := range ks {
+		if i > 0 && k.r == ks[i-1].r {
+			continue
+		}
+		out = append(out, k.r)
+	}
+	return out
 }
 
 // fetchTimeout is how long warming waits for r: the shortest
@@ -282,32 +318,60 @@ func (s *store) build(giveUp map[ref]bool) (*config.Config, []ref) {
 // Clusters named by routes come from the wildcard CDS subscription and
 // wait Envoy's default.
 func (s *store) fetchTimeout(r ref) time.Duration {
-	var from []*resource
+	var from string
 	switch r.typeURL {
 	case RouteType:
-		for _, l := range s.byType[ListenerType] {
-			if h := l.listener.HTTP; h != nil && h.RouteConfigName == r.name {
-				from = append(from, l)
-			}
-		}
+		from = ListenerType
 	case EndpointType:
-		for _, c := range s.byType[ClusterType] {
-			if c.cluster.EDSServiceName == r.name {
-				from = append(from, c)
-			}
-		}
+		from = ClusterType
 	case ClusterType:
 		return decode.DefaultInitialFetchTimeout
 	default:
 		return 0
 	}
-	var d time.Duration
-	for i, x := range from {
-		if i == 0 || (x.fetchTimeout > 0 && (d == 0 || x.fetchTimeout < d)) {
-			d = x.fetchTimeout
+	idx, ok := s.timeouts[from]
+	if !ok {
+		idx = s.indexTimeouts(from)
+		if s.timeouts == nil {
+			s.timeouts = make(map[string]map[string]time.Duration, 2)
+		}
+		s.timeouts[from] = idx
+	}
+	return idx[r.name]
+}
+
+// indexTimeouts maps every name the resources of type from reference
+// (listeners: their RDS route configuration; clusters: their EDS service
+// name) to the shortest positive initial_fetch_timeout among them, or 0
+// when none is positive (wait forever).
+func (s *store) indexTimeouts(from string) map[string]time.Duration {
+	res := s.byType[from]
+	idx := make(map[string]time.Duration, len(res))
+	for _, x := range res {
+		var name string
+		switch from {
+		case ListenerType:
+			if h := x.listener.HTTP; h != nil {
+				name = h.RouteConfigName
+			}
+		case ClusterType:
+			name = x.cluster.EDSServiceName
+		}
+		// The listener scan matched a route name against every HTTP
+		// listener's RouteConfigName (empty for inline routes), and the
+		// cluster scan every cluster's EDSServiceName: keep empty names
+		// indexed too so the lookups answer exactly as the scans did.
+		d, seen := idx[name]
+		if !seen || (x.fetchTimeout > 0 && (d <= 0 || x.fetchTimeout < d)) {
+			idx[name] = x.fetchTimeout
 		}
 	}
-	return d
+	for name, d := range idx {
+		if d < 0 {
+			idx[name] = 0
+		}
+	}
+	return idx
 }
 
 // has reports whether r is in the store.

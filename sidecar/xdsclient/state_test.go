@@ -154,3 +154,47 @@ func TestBackoffIsCappedFullJitter(t *testing.T) {
 		}
 	}
 }
+
+// TestFetchTimeoutSharedName checks the per-store timeout index: several
+// EDS clusters naming one load assignment wait the shortest positive
+// initial_fetch_timeout among them (0, wait forever, only when none is
+// positive), and a new cluster set is seen by the store built from it,
+// not by the one before.
+func TestFetchTimeoutSharedName(t *testing.T) {
+	cluster := func(name, service string, timeout time.Duration) *resource {
+		c := dt.EDSCluster(name)
+		c.EdsClusterConfig.ServiceName = service
+		c.EdsClusterConfig.EdsConfig.InitialFetchTimeout = durationpb.New(timeout)
+		return mustResource(t, ClusterType, c)
+	}
+	s := newStore().with(ClusterType, map[string]*resource{
+		"a": cluster("a", "shared", 0),
+		"b": cluster("b", "shared", 5*time.Second),
+		"c": cluster("c", "shared", 3*time.Second),
+		"d": cluster("d", "forever", 0),
+		"e": cluster("e", "forever", 0),
+	}, "1")
+	for _, tc := range []struct {
+		name string
+		r    ref
+		want time.Duration
+	}{
+		{name: "shortest positive wins", r: ref{EndpointType, "shared"}, want: 3 * time.Second},
+		{name: "all zero waits forever", r: ref{EndpointType, "forever"}, want: 0},
+		{name: "unreferenced", r: ref{EndpointType, "nobody"}, want: 0},
+		{name: "route without listeners", r: ref{RouteType, "web"}, want: 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := s.fetchTimeout(tc.r); got != tc.want {
+				t.Errorf("fetchTimeout(%v) = %v, want %v", tc.r, got, tc.want)
+			}
+		})
+	}
+	n := s.with(ClusterType, map[string]*resource{"a": cluster("a", "shared", time.Second)}, "2")
+	if got := n.fetchTimeout(ref{EndpointType, "shared"}); got != time.Second {
+		t.Errorf("after a new cluster set: fetchTimeout = %v, want 1s", got)
+	}
+	if got := s.fetchTimeout(ref{EndpointType, "shared"}); got != 3*time.Second {
+		t.Errorf("the older store: fetchTimeout = %v, want 3s", got)
+	}
+}
