@@ -9,7 +9,7 @@ CONSUL_BIN ?= $(CACHE_DIR)/consul-$(CONSUL_VERSION)
 export CONSUL_BIN
 GOTEST_FLAGS ?= -race -count=1 -timeout 30m
 
-.PHONY: all build test unit consul demo bench bench-proxies fmt vet clean
+.PHONY: all build test consul demo bench bench-proxies fmt vet clean
 
 all: build
 
@@ -35,9 +35,6 @@ vet:
 
 test: consul vet
 	$(GO) test $(GOTEST_FLAGS) ./...
-
-unit:
-	$(GO) test -race -count=1 -short ./...
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
