@@ -29,6 +29,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
+
+	"github.com/seed-a778acb4/consulate/internal/freeport"
 )
 
 // Version is the Consul release `make consul` builds.
@@ -378,38 +380,13 @@ func (a *Agent) logTail() string {
 	return string(b)
 }
 
-var handedOut struct {
-	sync.Mutex
-	ports map[int]bool
-}
-
-// freePorts picks seven distinct ports free on 127.0.0.1 for TCP (and UDP
-// for DNS and serf), never handing the same port out twice in one process.
+// freePorts picks seven distinct loopback ports (TCP and UDP free, for DNS
+// and serf) from the process-wide registry the demo launcher uses too.
 func freePorts(t testing.TB) Ports {
 	t.Helper()
-	handedOut.Lock()
-	defer handedOut.Unlock()
-	if handedOut.ports == nil {
-		handedOut.ports = map[int]bool{}
-	}
-	var got []int
-	for len(got) < 7 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("consultest: free port: %v", err)
-		}
-		p := l.Addr().(*net.TCPAddr).Port
-		u, uerr := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
-		l.Close()
-		if uerr != nil {
-			continue
-		}
-		u.Close()
-		if handedOut.ports[p] {
-			continue
-		}
-		handedOut.ports[p] = true
-		got = append(got, p)
+	got, err := freeport.Take(7)
+	if err != nil {
+		t.Fatalf("consultest: free ports: %v", err)
 	}
 	return Ports{HTTP: got[0], DNS: got[1], SerfLAN: got[2], SerfWAN: got[3], Server: got[4], GRPC: got[5], GRPCTLS: got[6]}
 }

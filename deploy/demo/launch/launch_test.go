@@ -108,26 +108,6 @@ not json "access"
 	}
 }
 
-func TestFreePortsDistinct(t *testing.T) {
-	start := ephemeralStart()
-	seen := map[int]bool{}
-	for range 3 {
-		ps, err := FreePorts(10)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, p := range ps {
-			if seen[p] {
-				t.Errorf("port %d handed out twice", p)
-			}
-			if start >= 20000 && p >= start {
-				t.Errorf("port %d is in the ephemeral range (from %d)", p, start)
-			}
-			seen[p] = true
-		}
-	}
-}
-
 func TestRegistration(t *testing.T) {
 	i := Instance{Service: "api", ID: "api-v2", Version: "v2", AppPort: 8080, SidecarPort: 21000,
 		Upstreams: []Upstream{{Service: "payments", LocalBindPort: 9191}}}
