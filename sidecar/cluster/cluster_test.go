@@ -466,6 +466,25 @@ func TestHTTP2PoolMultiplexes(t *testing.T) {
 	defer srv.Close()
 	c := build(t, &config.Cluster{Name: "c", Protocol: config.HTTP2, Endpoints: []config.Endpoint{{Address: srv.Listener.Addr().String(), Weight: 1}}})
 	h := c.Pick(0, false)
+	// One request first, so the connection exists: on a cold pool Go's
+	// HTTP/2 transport may dial twice when a burst races the first dial
+	// (seen once under -race on a loaded machine); multiplexing is what
+	// this test is about.
+	func() {
+		req, _ := http.NewRequestWithContext(t.Context(), "GET", "http://"+h.Address+"/", nil)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if res, err := h.Transport().RoundTrip(req); err == nil {
+				res.Body.Close()
+			} else {
+				t.Error(err)
+			}
+		}()
+		release <- struct{}{} // the handler takes it once the request arrives
+		<-done
+	}()
+	peak.Store(0)
 	const n = 10
 	var wg sync.WaitGroup
 	for range n {
