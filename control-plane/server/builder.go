@@ -156,11 +156,15 @@ func (b *builder) nodesChanged(ctx context.Context) {
 			fresh = append(fresh, e)
 			continue
 		}
-		if e, have := b.nodes[id]; have && b.streams.whileGone(id, func() { b.cache.ClearSnapshot(id) }) {
-			if e.failure != nil {
-				b.metrics.FailingProxies.Dec()
+		// whileGone also drops what the registry kept of the node for a
+		// reconnect, so call it even for a node never built.
+		if b.streams.whileGone(id, func() { b.cache.ClearSnapshot(id) }) {
+			if e, have := b.nodes[id]; have {
+				if e.failure != nil {
+					b.metrics.FailingProxies.Dec()
+				}
+				delete(b.nodes, id)
 			}
-			delete(b.nodes, id)
 		}
 	}
 	if model == nil || len(fresh) == 0 {

@@ -148,6 +148,7 @@ func (s *streams) whileGone(id string, f func()) bool {
 		return false
 	}
 	f()
+	delete(s.gone, id)
 	return true
 }
 

@@ -42,9 +42,14 @@ type streams struct {
 	// NACKs); it only reads the immutable current model.
 	entries func(nodeID string, names []string) []string
 
-	mu      sync.Mutex
-	byKey   map[streamKey]*streamState
-	nodes   map[string]*nodeEntry
+	mu    sync.Mutex
+	byKey map[streamKey]*streamState
+	nodes map[string]*nodeEntry
+	// gone keeps what the builder recorded of a node whose last stream
+	// closed, until the builder forgets the node (whileGone): a node that
+	// reconnects first is served its cached snapshot at once, and /status
+	// must not show it unclassified meanwhile.
+	gone    map[string]*nodeEntry
 	changed map[string]struct{} // node IDs connected or gone since the builder last looked
 	kick    chan struct{}       // capacity 1: "changed is not empty"
 }
@@ -87,6 +92,7 @@ func newStreams(log *zap.Logger, m *metrics.Metrics) *streams {
 		now:     time.Now,
 		byKey:   map[streamKey]*streamState{},
 		nodes:   map[string]*nodeEntry{},
+		gone:    map[string]*nodeEntry{},
 		changed: map[string]struct{}{},
 		kick:    make(chan struct{}, 1),
 	}
@@ -178,6 +184,7 @@ func (s *streams) close(key streamKey) {
 			ne.streams--
 			if ne.streams == 0 {
 				delete(s.nodes, st.nodeID)
+				s.gone[st.nodeID] = ne
 				s.changed[st.nodeID] = struct{}{}
 				s.metrics.ConnectedProxies.Dec()
 				kick = true
@@ -240,6 +247,10 @@ func (s *streams) record(key streamKey, r request) (log func(), kick bool, err e
 		ne := s.nodes[id]
 		if ne == nil {
 			ne = &nodeEntry{node: r.node}
+			if old := s.gone[id]; old != nil {
+				ne.kind, ne.failure = old.kind, old.failure
+				delete(s.gone, id)
+			}
 			s.nodes[id] = ne
 			s.changed[id] = struct{}{}
 			s.metrics.ConnectedProxies.Inc()

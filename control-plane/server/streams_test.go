@@ -112,3 +112,52 @@ func TestStreamsRequireNodeID(t *testing.T) {
 		t.Fatalf("first request without node id: %v, want InvalidArgument", err)
 	}
 }
+
+// TestStreamsKeepKindAcrossReconnect: a node that reconnects before the
+// builder forgets it is served its cached snapshot at once, so /status must
+// show what the builder knew of it, not an unclassified node; once the
+// builder forgets the node (whileGone), a new stream starts afresh.
+func TestStreamsKeepKindAcrossReconnect(t *testing.T) {
+	const typ = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+	s := newStreams(zap.NewNop(), newMetrics())
+	ctx := context.Background()
+	connect := func(id int64) {
+		t.Helper()
+		_ = s.OnDeltaStreamOpen(ctx, id, "")
+		if err := s.OnStreamDeltaRequest(id, &discovery.DeltaDiscoveryRequest{Node: sidecarNode("n"), TypeUrl: typ}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kindOf := func() Kind {
+		t.Helper()
+		st := s.Status()
+		if len(st) != 1 {
+			t.Fatalf("status = %+v, want one stream", st)
+		}
+		return st[0].Kind
+	}
+
+	connect(1)
+	s.setKind("n", KindSidecar)
+	s.setFailure("n", &TranslationError{Error: "broken"})
+	s.OnDeltaStreamClosed(1, nil)
+	connect(2)
+	if got := kindOf(); got != KindSidecar {
+		t.Errorf("kind after a reconnect = %q, want %q", got, KindSidecar)
+	}
+	if st := s.Status(); st[0].TranslationError == nil || st[0].TranslationError.Error != "broken" {
+		t.Errorf("translation error after a reconnect = %+v, want the recorded one", st[0].TranslationError)
+	}
+
+	s.OnDeltaStreamClosed(2, nil)
+	if !s.whileGone("n", func() {}) {
+		t.Fatal("whileGone did not run for a node with no stream")
+	}
+	connect(3)
+	if got := kindOf(); got != "" {
+		t.Errorf("kind after the builder forgot the node = %q, want none", got)
+	}
+	if len(s.gone) != 0 {
+		t.Errorf("gone keeps %d nodes with a stream open", len(s.gone))
+	}
+}
