@@ -63,7 +63,7 @@ func (c *Cluster) DoneRequest() { c.Release() }
 // Acquire is TryRequest.
 func (c *Cluster) Acquire() bool {
 	st := c.state
-	if st.active.Add(1) > limit(st.breakers().MaxRequests, defaultMaxRequests) {
+	if st.active.Add(1) > st.breakers().Limit(config.ThresholdRequests) {
 		st.active.Add(-1)
 		st.overflow[BreakerRequests].Add(1)
 		return false
@@ -93,23 +93,6 @@ func (c *Cluster) TryRetry() bool {
 // DoneRetry ends a retry reserved by TryRetry.
 func (c *Cluster) DoneRetry() { c.state.retries.Add(-1) }
 
-// Envoy's default thresholds (circuit_breaker.proto). A zero in the
-// config means the default: the decoder always fills these in, and a
-// hand-built config (tests) gets Envoy's behaviour.
-const (
-	defaultMaxConnections     = 1024
-	defaultMaxPendingRequests = 1024
-	defaultMaxRequests        = 1024
-	defaultMaxRetries         = 3
-)
-
-func limit(v uint32, def int64) int64 {
-	if v == 0 {
-		return def
-	}
-	return int64(v)
-}
-
 func (st *state) breakers() *config.CircuitBreakers { return st.cb.Load() }
 
 func (st *state) retryLimit() int64 {
@@ -120,7 +103,7 @@ func (st *state) retryLimit() int64 {
 		n := int64(rb.BudgetPercent / 100 * float64(st.active.Load()+st.pending.Load()))
 		return max(n, int64(rb.MinRetryConcurrency))
 	}
-	return limit(cb.MaxRetries, defaultMaxRetries)
+	return cb.Limit(config.ThresholdRetries)
 }
 
 // acquireConn admits one new connection under max_connections. At the
@@ -128,7 +111,7 @@ func (st *state) retryLimit() int64 {
 // for at most the connect timeout, then overflows; the TCP proxy's dial
 // (no wait) overflows at once, as Envoy's TCP proxy does.
 func (st *state) acquireConn(ctx context.Context, wait time.Duration, canWait bool) error {
-	maxConns := limit(st.breakers().MaxConnections, defaultMaxConnections)
+	maxConns := st.breakers().Limit(config.ThresholdConnections)
 	if st.conns.Add(1) <= maxConns {
 		return nil
 	}
@@ -179,10 +162,10 @@ type breakerTransport struct{ h *Host }
 func (b breakerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	st := b.h.st
 	cb := st.breakers()
-	if st.conns.Load() < limit(cb.MaxConnections, defaultMaxConnections) {
+	if st.conns.Load() < cb.Limit(config.ThresholdConnections) {
 		return b.h.transport.RoundTrip(req)
 	}
-	if st.pending.Add(1) > limit(cb.MaxPendingRequests, defaultMaxPendingRequests) {
+	if st.pending.Add(1) > cb.Limit(config.ThresholdPendingRequests) {
 		st.pending.Add(-1)
 		st.overflow[BreakerPending].Add(1)
 		return nil, &OverflowError{Cluster: st.name, Breaker: BreakerPending}

@@ -336,6 +336,32 @@ func TestCircuitBreakerMaxRequests(t *testing.T) {
 	c.Release()
 }
 
+// TestCircuitBreakerExplicitZero: Envoy reads a threshold set to 0 as 0
+// (max_retries: 0 forbids retries, max_requests: 0 admits nothing); only an
+// unset threshold takes the default.
+func TestCircuitBreakerExplicitZero(t *testing.T) {
+	zero := build(t, &config.Cluster{Name: "zero", Endpoints: endpoints(1), CircuitBreakers: config.CircuitBreakers{
+		Explicit: config.ThresholdRetries | config.ThresholdRequests}})
+	if zero.TryRetry() {
+		t.Error("TryRetry succeeded under max_retries: 0")
+	}
+	if zero.Acquire() {
+		t.Error("Acquire succeeded under max_requests: 0")
+	}
+	unset := build(t, &config.Cluster{Name: "unset", Endpoints: endpoints(1)})
+	for i := range 3 {
+		if !unset.TryRetry() {
+			t.Fatalf("retry %d refused under the default max_retries of 3", i+1)
+		}
+	}
+	if unset.TryRetry() {
+		t.Error("a fourth concurrent retry passed the default max_retries of 3")
+	}
+	for range 3 {
+		unset.DoneRetry()
+	}
+}
+
 func TestPools(t *testing.T) {
 	h1 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, r.Proto) }))
 	defer h1.Close()

@@ -3,6 +3,7 @@ package cluster
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/seed-a778acb4/consulate/sidecar/config"
 	"github.com/seed-a778acb4/consulate/sidecar/outlier"
 )
 
@@ -45,9 +46,9 @@ func (s *Set) Collect(ch chan<- prometheus.Metric) {
 		cb := st.breakers()
 		use := [4]int64{st.conns.Load(), st.pending.Load(), st.active.Load(), st.retries.Load()}
 		limits := [4]int64{
-			limit(cb.MaxConnections, defaultMaxConnections),
-			limit(cb.MaxPendingRequests, defaultMaxPendingRequests),
-			limit(cb.MaxRequests, defaultMaxRequests),
+			cb.Limit(config.ThresholdConnections),
+			cb.Limit(config.ThresholdPendingRequests),
+			cb.Limit(config.ThresholdRequests),
 			st.retryLimit(),
 		}
 		for b := BreakerConnections; b <= BreakerRetries; b++ {

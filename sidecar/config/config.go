@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"regexp"
 	"time"
 )
@@ -356,8 +357,69 @@ type CircuitBreakers struct {
 	MaxPendingRequests uint32
 	MaxRequests        uint32
 	MaxRetries         uint32
+	// Explicit marks the thresholds the configuration set, zero included:
+	// Envoy reads `max_retries: 0` as "no retry at once", not as the
+	// default. A zero threshold not marked here means Envoy's default, so a
+	// zero CircuitBreakers is Envoy's defaults.
+	Explicit Threshold
 	// RetryBudget, when set, replaces MaxRetries.
 	RetryBudget *RetryBudget
+}
+
+// Threshold names one circuit-breaker threshold; values combine as a set.
+type Threshold uint8
+
+// The thresholds of CircuitBreakers.
+const (
+	ThresholdConnections Threshold = 1 << iota
+	ThresholdPendingRequests
+	ThresholdRequests
+	ThresholdRetries
+)
+
+// Envoy's default thresholds (circuit_breaker.proto).
+const (
+	DefaultMaxConnections     = 1024
+	DefaultMaxPendingRequests = 1024
+	DefaultMaxRequests        = 1024
+	DefaultMaxRetries         = 3
+)
+
+// Limit is the effective value of one threshold: the configured value when
+// it is non-zero or explicitly set, else Envoy's default. A nil
+// CircuitBreakers is all defaults. For ThresholdRetries it is max_retries;
+// the retry budget, when set, is the caller's to apply.
+func (cb *CircuitBreakers) Limit(t Threshold) int64 {
+	var v uint32
+	var def int64
+	switch t {
+	case ThresholdConnections:
+		def = DefaultMaxConnections
+		if cb != nil {
+			v = cb.MaxConnections
+		}
+	case ThresholdPendingRequests:
+		def = DefaultMaxPendingRequests
+		if cb != nil {
+			v = cb.MaxPendingRequests
+		}
+	case ThresholdRequests:
+		def = DefaultMaxRequests
+		if cb != nil {
+			v = cb.MaxRequests
+		}
+	case ThresholdRetries:
+		def = DefaultMaxRetries
+		if cb != nil {
+			v = cb.MaxRetries
+		}
+	default:
+		panic(fmt.Sprintf("config: unknown circuit-breaker threshold %d", t))
+	}
+	if v != 0 || (cb != nil && cb.Explicit&t != 0) {
+		return int64(v)
+	}
+	return def
 }
 
 // RetryBudget is circuit_breakers.thresholds.retry_budget.

@@ -8,6 +8,7 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/seed-a778acb4/consulate/sidecar/config"
 )
@@ -21,10 +22,6 @@ const (
 	defaultRingMax               = 8 * 1024 * 1024
 	defaultMaglevTableSize       = 65537
 	defaultHealthyPanicThreshold = 50.0
-	defaultMaxConnections        = 1024
-	defaultMaxPendingRequests    = 1024
-	defaultMaxRequests           = 1024
-	defaultMaxRetries            = 3
 	defaultBudgetPercent         = 20.0
 	defaultMinRetryConcurrency   = 3
 )
@@ -175,10 +172,10 @@ func isPrime(n uint64) bool {
 
 func circuitBreakers(cb *clusterv3.CircuitBreakers) (config.CircuitBreakers, error) {
 	out := config.CircuitBreakers{
-		MaxConnections:     defaultMaxConnections,
-		MaxPendingRequests: defaultMaxPendingRequests,
-		MaxRequests:        defaultMaxRequests,
-		MaxRetries:         defaultMaxRetries,
+		MaxConnections:     config.DefaultMaxConnections,
+		MaxPendingRequests: config.DefaultMaxPendingRequests,
+		MaxRequests:        config.DefaultMaxRequests,
+		MaxRetries:         config.DefaultMaxRetries,
 	}
 	seen := false
 	for i, t := range cb.GetThresholds() {
@@ -189,10 +186,23 @@ func circuitBreakers(cb *clusterv3.CircuitBreakers) (config.CircuitBreakers, err
 			return out, fmt.Errorf("thresholds[%d]: duplicate DEFAULT priority", i)
 		}
 		seen = true
-		out.MaxConnections = u32(t.GetMaxConnections(), defaultMaxConnections)
-		out.MaxPendingRequests = u32(t.GetMaxPendingRequests(), defaultMaxPendingRequests)
-		out.MaxRequests = u32(t.GetMaxRequests(), defaultMaxRequests)
-		out.MaxRetries = u32(t.GetMaxRetries(), defaultMaxRetries)
+		// A threshold set to 0 is 0 (nothing admitted), as in Envoy; only
+		// an unset one takes the default.
+		for _, th := range []struct {
+			v    *wrapperspb.UInt32Value
+			dst  *uint32
+			mark config.Threshold
+		}{
+			{t.GetMaxConnections(), &out.MaxConnections, config.ThresholdConnections},
+			{t.GetMaxPendingRequests(), &out.MaxPendingRequests, config.ThresholdPendingRequests},
+			{t.GetMaxRequests(), &out.MaxRequests, config.ThresholdRequests},
+			{t.GetMaxRetries(), &out.MaxRetries, config.ThresholdRetries},
+		} {
+			if th.v != nil {
+				*th.dst = th.v.GetValue()
+				out.Explicit |= th.mark
+			}
+		}
 		if rb := t.GetRetryBudget(); rb != nil {
 			out.RetryBudget = &config.RetryBudget{
 				BudgetPercent:       defaultBudgetPercent,

@@ -285,6 +285,24 @@ func TestCluster(t *testing.T) {
 			},
 		},
 		{
+			name: "circuit-breaker thresholds set to zero are zero, not the default",
+			in: func() *clusterv3.Cluster {
+				c := dt.EDSCluster("api")
+				c.CircuitBreakers = &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{{
+					MaxRetries: wrapperspb.UInt32(0), MaxPendingRequests: wrapperspb.UInt32(0),
+				}}}
+				return c
+			},
+			want: func() config.Cluster {
+				c := base("api")
+				c.ConnectTimeout = time.Second
+				c.EDSServiceName = "api"
+				c.CircuitBreakers = config.CircuitBreakers{MaxConnections: 1024, MaxRequests: 1024,
+					Explicit: config.ThresholdRetries | config.ThresholdPendingRequests}
+				return c
+			},
+		},
+		{
 			name: "resilience settings",
 			in: func() *clusterv3.Cluster {
 				c := dt.EDSCluster("api")
@@ -309,6 +327,7 @@ func TestCluster(t *testing.T) {
 				c.HealthyPanicThreshold = 30
 				c.Protocol = config.HTTP2
 				c.CircuitBreakers = config.CircuitBreakers{MaxConnections: 10, MaxPendingRequests: 1024, MaxRequests: 1024, MaxRetries: 1,
+					Explicit:    config.ThresholdConnections | config.ThresholdRetries,
 					RetryBudget: &config.RetryBudget{BudgetPercent: 20, MinRetryConcurrency: 3}}
 				c.OutlierDetection = &config.OutlierDetection{
 					Consecutive5xx: 3, ConsecutiveGatewayFailure: 5, ConsecutiveLocalOriginFailure: 5,

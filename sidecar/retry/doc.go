@@ -1,9 +1,9 @@
 // Package retry is the pure logic of Envoy's router retries
 // (envoy.config.route.v3.RetryPolicy): which attempt outcomes a policy
-// retries (Retriable), how long to wait before a retry (Backoff), and how
-// many retries a retry budget allows at once (BudgetLimit). It holds no
-// state and starts no goroutine: the proxy runs the attempts, the cluster
-// owns the retry circuit breaker, and this package only decides.
+// retries (Retriable) and how long to wait before a retry (Backoff). It
+// holds no state and starts no goroutine: the proxy runs the attempts, the
+// cluster owns the retry circuit breaker (max_retries or the retry budget),
+// and this package only decides.
 //
 // Concurrency contract. Every function is pure (Backoff takes its random
 // source as an argument) and safe from any goroutine.
@@ -39,7 +39,4 @@
 //     UNIX_TIMESTAMP) with a value not above max_interval (300 s), the
 //     wait is that value plus a random jitter of up to half of it;
 //     otherwise the exponential back-off applies.
-//   - Retry budget: at most budget_percent of the cluster's active
-//     requests may be retries at once, and never fewer than
-//     min_retry_concurrency.
 package retry
