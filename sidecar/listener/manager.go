@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -89,41 +90,87 @@ func kindOf(c *config.Listener) string {
 	return "http"
 }
 
-// Apply makes the running listeners match cfg (see the package doc).
+// Apply makes the running listeners match cfg (see the package doc). It
+// is all or nothing where it can be: every new address that no running
+// listener holds is bound before anything changes, so a busy port leaves
+// the running listeners, routes and clusters exactly as they were (the xDS
+// client then NACKs, and the last good config keeps serving). Only an
+// address freed by a listener that this same config stops or moves can
+// fail after the swap began; the error then names it and the rest is
+// applied.
 func (m *Manager) Apply(cfg *config.Config) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
 		return errors.New("listener manager closed")
 	}
-	snap := m.clusters.Update(cfg.Clusters)
-	tables := map[string]*router.Table{}
-	for name, rc := range cfg.Routes {
-		tables[name] = router.Compile(rc)
-	}
 
-	// Stop first what goes away or moves, so that its address is free.
+	// What goes away or moves, so that its address is free.
+	var stopping []string
+	freed := map[string]bool{} // addresses of the listeners stopping
 	for name, l := range m.listeners {
 		nc := cfg.Listeners[name]
 		if nc != nil && nc.Address == l.cfg.Address && kindOf(nc) == l.kind() {
 			continue
 		}
+		stopping = append(stopping, name)
+		freed[l.cfg.Address] = true
+	}
+	// Bind what is new, except on an address a stopping listener frees,
+	// before any change.
+	bound := map[string]net.Listener{}
+	var errs []error
+	for name, lc := range cfg.Listeners {
+		if l := m.listeners[name]; l != nil && !slices.Contains(stopping, name) {
+			continue
+		}
+		if lc.HTTP == nil && lc.TCP == nil {
+			errs = append(errs, fmt.Errorf("listener %s on %s: neither an HTTP connection manager nor a TCP proxy", name, lc.Address))
+			continue
+		}
+		if freed[lc.Address] {
+			continue
+		}
+		ln, err := net.Listen("tcp", lc.Address)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("listener %s on %s: %w", name, lc.Address, err))
+			continue
+		}
+		bound[name] = ln
+	}
+	if len(errs) > 0 {
+		for _, ln := range bound {
+			ln.Close()
+		}
+		return fmt.Errorf("nothing applied: %w", errors.Join(errs...))
+	}
+
+	snap := m.clusters.Update(cfg.Clusters)
+	tables := map[string]*router.Table{}
+	for name, rc := range cfg.Routes {
+		tables[name] = router.Compile(rc)
+	}
+	for _, name := range stopping {
+		l := m.listeners[name]
 		delete(m.listeners, name)
 		m.log.Info("listener stopping", zap.String("listener", name), zap.String("address", l.cfg.Address))
 		m.stopInBackground(l)
 	}
-	var errs []error
 	for name, lc := range cfg.Listeners {
 		if l := m.listeners[name]; l != nil {
 			l.cfg = lc
 			m.swap(l, snap, tables)
 			continue
 		}
-		l, err := m.open(lc, snap, tables)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("listener %s on %s: %w", name, lc.Address, err))
-			continue
+		ln := bound[name]
+		if ln == nil {
+			var err error
+			if ln, err = net.Listen("tcp", lc.Address); err != nil {
+				errs = append(errs, fmt.Errorf("listener %s on %s: %w", name, lc.Address, err))
+				continue
+			}
 		}
+		l := m.open(lc, ln, snap, tables)
 		m.listeners[name] = l
 		m.log.Info("listener started", zap.String("listener", name), zap.String("address", l.ln.Addr().String()), zap.String("kind", l.kind()))
 	}
@@ -149,14 +196,8 @@ func (m *Manager) swap(l *listener, snap cluster.Snapshot, tables map[string]*ro
 	l.tcp.state.Store(&tcpState{cfg: l.cfg.TCP, listener: l.cfg.Name, clusters: snap})
 }
 
-func (m *Manager) open(lc *config.Listener, snap cluster.Snapshot, tables map[string]*router.Table) (*listener, error) {
-	if lc.HTTP == nil && lc.TCP == nil {
-		return nil, errors.New("neither an HTTP connection manager nor a TCP proxy")
-	}
-	ln, err := net.Listen("tcp", lc.Address)
-	if err != nil {
-		return nil, err
-	}
+// open starts serving lc on ln, which it owns from then on.
+func (m *Manager) open(lc *config.Listener, ln net.Listener, snap cluster.Snapshot, tables map[string]*router.Table) *listener {
 	l := &listener{cfg: lc, ln: ln}
 	gauge := m.metrics.Connections(lc.Name)
 	if lc.HTTP != nil {
@@ -164,7 +205,7 @@ func (m *Manager) open(lc *config.Listener, snap cluster.Snapshot, tables map[st
 	} else {
 		l.tcp = startTCP(m.log, m.access, ln, &tcpState{cfg: lc.TCP, listener: lc.Name, clusters: snap}, gauge)
 	}
-	return l, nil
+	return l
 }
 
 func (m *Manager) stopInBackground(l *listener) {

@@ -240,33 +240,62 @@ func TestRemoveAndMoveListeners(t *testing.T) {
 	}
 }
 
-func TestApplyReportsBusyAddress(t *testing.T) {
+// TestApplyBusyAddressChangesNothing: a config with a listener on a port
+// someone else holds is refused whole (the xDS client NACKs it): the
+// running listeners keep their routes and clusters, and the listener that
+// could have opened does not.
+func TestApplyBusyAddressChangesNothing(t *testing.T) {
+	a, b := named(t, "a", nil), named(t, "b", nil)
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer busy.Close()
 	m, _ := newManager(t)
-	err = m.Apply(&config.Config{Listeners: map[string]*config.Listener{
-		"clash": httpLn("clash", busy.Addr().String(), "r"),
-		"fine":  httpLn("fine", "127.0.0.1:0", "r"),
-	}})
-	if err == nil || !strings.Contains(err.Error(), "listener clash") {
-		t.Fatalf("err = %v, want one naming listener clash", err)
-	}
-	if m.Addr("fine") == nil {
-		t.Error("the other listener was not opened")
-	}
-	// Without a route configuration the listener answers 404 NR.
-	res, err := http.Get("http://" + m.Addr("fine").String() + "/")
-	if err != nil {
+	if err := m.Apply(&config.Config{
+		Listeners: map[string]*config.Listener{"web": httpLn("web", "127.0.0.1:0", "r")},
+		Routes:    map[string]*config.RouteConfig{"r": routeTo("r", "a")},
+		Clusters:  map[string]*config.Cluster{"a": clusterAt("a", a)},
+	}); err != nil {
 		t.Fatal(err)
 	}
-	res.Body.Close()
-	if res.StatusCode != 404 {
-		t.Errorf("status %d, want 404", res.StatusCode)
+	web := "http://" + m.Addr("web").String() + "/"
+	c := client(t)
+
+	err = m.Apply(&config.Config{
+		Listeners: map[string]*config.Listener{
+			"web":   httpLn("web", "127.0.0.1:0", "r"),
+			"clash": httpLn("clash", busy.Addr().String(), "r"),
+			"fine":  httpLn("fine", "127.0.0.1:0", "r"),
+		},
+		Routes:   map[string]*config.RouteConfig{"r": routeTo("r", "b")},
+		Clusters: map[string]*config.Cluster{"b": clusterAt("b", b)},
+	})
+	if err == nil || !strings.Contains(err.Error(), "listener clash") || !strings.Contains(err.Error(), "nothing applied") {
+		t.Fatalf("err = %v, want one naming listener clash and saying nothing was applied", err)
 	}
-	http.DefaultClient.CloseIdleConnections()
+	if m.Addr("fine") != nil || m.Addr("clash") != nil {
+		t.Error("a listener of the refused config was opened")
+	}
+	if body, _, err := fetch(t, c, web); err != nil || body != "a" {
+		t.Errorf("after the refused config web answers %q, %v; want the old route to a", body, err)
+	}
+
+	// The same config once the port is free applies whole.
+	busy.Close()
+	if err := m.Apply(&config.Config{
+		Listeners: map[string]*config.Listener{
+			"web":   httpLn("web", "127.0.0.1:0", "r"),
+			"clash": httpLn("clash", busy.Addr().String(), "r"),
+		},
+		Routes:   map[string]*config.RouteConfig{"r": routeTo("r", "b")},
+		Clusters: map[string]*config.Cluster{"b": clusterAt("b", b)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if body, _, err := fetch(t, c, web); err != nil || body != "b" {
+		t.Errorf("after the new config web answers %q, %v; want b", body, err)
+	}
 }
 
 func echoServer(t *testing.T) string {
