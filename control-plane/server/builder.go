@@ -65,6 +65,11 @@ type built struct {
 	deps  serviceDeps
 	// failure is why the last translation failed, nil after a success.
 	failure *TranslationError
+	// cur is the snapshot set in the cache for the node: the target
+	// (versions) or a step towards it; stage is the change in progress,
+	// nil when cur is the target (stage.go).
+	cur   *cache.Snapshot
+	stage *staged
 }
 
 // builder keeps one snapshot per connected node in the cache. nodes and
@@ -84,6 +89,8 @@ type builder struct {
 	ready atomic.Bool
 
 	nodes map[string]*built
+	// staging are the nodes with a make-before-break change in progress.
+	staging map[string]*built
 	// proxyless is the last proxyless translation and the model it was
 	// made from: every proxyless client shares it, and clients connecting
 	// one by one do not re-translate an unchanged model.
@@ -108,12 +115,21 @@ func (b *builder) run(ctx context.Context) {
 	timer.Stop()
 	defer timer.Stop()
 	var pendingSince time.Time // zero: no rebuild pending
+	// stepTimer fires at the earliest deadline of a staged change.
+	stepTimer := time.NewTimer(time.Hour)
+	stepTimer.Stop()
+	defer stepTimer.Stop()
 
 	b.rebuild(ctx)
 	for {
+		b.armSteps(stepTimer)
 		select {
 		case <-ctx.Done():
 			return
+		case <-b.streams.answered:
+			b.advance(ctx, false)
+		case <-stepTimer.C:
+			b.advance(ctx, true)
 		case <-changed:
 			// Coalesce a burst: wait for debounce of quiet, but never more
 			// than maxDelay after the first change of the burst.
@@ -164,6 +180,7 @@ func (b *builder) nodesChanged(ctx context.Context) {
 					b.metrics.FailingProxies.Dec()
 				}
 				delete(b.nodes, id)
+				delete(b.staging, id)
 			}
 		}
 	}
@@ -240,6 +257,7 @@ func (b *builder) buildAll(ctx context.Context, model *mesh.Snapshot, nodes []*b
 	}
 	work()
 	wg.Wait()
+	b.collectStaging(nodes)
 	return int(changed.Load())
 }
 
@@ -254,6 +272,10 @@ func (b *builder) proxylessFor(model *mesh.Snapshot) func() (*cache.Snapshot, er
 	}
 	return sync.OnceValues(func() (*cache.Snapshot, error) {
 		s, ws, err := b.tr.Proxyless(model)
+		if err == nil {
+			// Before it is shared: see withVersionMap.
+			err = withVersionMap(s)
+		}
 		b.proxyless.model, b.proxyless.snap, b.proxyless.err = model, s, err
 		if err != nil {
 			b.metrics.TranslateErrors.Inc()
@@ -295,6 +317,9 @@ func (b *builder) build(ctx context.Context, model *mesh.Snapshot, e *built, pro
 	switch kind {
 	case KindSidecar:
 		snap, err = b.tr.Sidecar(model, e.id)
+		if err == nil {
+			err = withVersionMap(snap)
+		}
 		if err != nil {
 			b.metrics.TranslateErrors.Inc()
 			if b.fail(e, err, model.Index) {
@@ -323,7 +348,7 @@ func (b *builder) build(ctx context.Context, model *mesh.Snapshot, e *built, pro
 		e.markBuilt(model)
 		return false
 	}
-	if err := b.cache.SetSnapshot(ctx, e.id, snap); err != nil {
+	if err := b.setSteps(ctx, e, snap); err != nil {
 		b.log.Error("set snapshot", zap.String("node_id", e.id), zap.Error(err))
 		return false
 	}
@@ -381,6 +406,84 @@ func (b *builder) noteWarnings(ws []ProxylessWarning, index uint64) {
 	}
 	b.log.Warn("proxyless configuration: grpc-go will not apply some of it", zap.Strings("warnings", lines),
 		zap.Uint64("consul_index", index))
+}
+
+// setSteps sets the first step towards target for e (target itself unless
+// the change adds or removes clusters, see stage.go) and records the rest.
+// Called from a rebuild's worker that owns e; the loop registers the
+// stage in b.staging after the workers are done (collectStaging).
+func (b *builder) setSteps(ctx context.Context, e *built, target *cache.Snapshot) error {
+	steps := planSteps(e.cur, target)
+	if err := b.cache.SetSnapshot(ctx, e.id, steps[0]); err != nil {
+		return err
+	}
+	prev := e.cur
+	e.cur, e.stage = steps[0], nil
+	if len(steps) > 1 {
+		e.stage = &staged{next: steps[1:], wait: waitFor(prev, steps[0]), deadline: time.Now().Add(stepTimeout)}
+	}
+	return nil
+}
+
+// collectStaging registers the staged changes the last build started and
+// forgets those it replaced with a direct set.
+func (b *builder) collectStaging(nodes []*built) {
+	if b.staging == nil {
+		b.staging = map[string]*built{}
+	}
+	for _, e := range nodes {
+		if e.stage != nil {
+			b.staging[e.id] = e
+		} else {
+			delete(b.staging, e.id)
+		}
+	}
+}
+
+// advance sets the next step of every staged change whose node has answered
+// the step before, or whose deadline passed.
+func (b *builder) advance(ctx context.Context, timedOut bool) {
+	now := time.Now()
+	for id, e := range b.staging {
+		st := e.stage
+		late := now.After(st.deadline)
+		if !late && !b.streams.answeredAll(id, st.wait) {
+			continue
+		}
+		if late && timedOut {
+			b.log.Debug("staged change: step not answered in time; going on", zap.String("node_id", id))
+		}
+		next := st.next[0]
+		if err := b.cache.SetSnapshot(ctx, id, next); err != nil {
+			b.log.Error("set snapshot", zap.String("node_id", id), zap.Error(err))
+			delete(b.staging, id)
+			e.stage = nil
+			continue
+		}
+		st.wait = waitFor(e.cur, next)
+		e.cur = next
+		st.next = st.next[1:]
+		st.deadline = now.Add(stepTimeout)
+		if len(st.next) == 0 {
+			e.stage = nil
+			delete(b.staging, id)
+		}
+	}
+}
+
+// armSteps sets t to the earliest deadline of a staged change.
+func (b *builder) armSteps(t *time.Timer) {
+	var first time.Time
+	for _, e := range b.staging {
+		if first.IsZero() || e.stage.deadline.Before(first) {
+			first = e.stage.deadline
+		}
+	}
+	if first.IsZero() {
+		t.Stop()
+		return
+	}
+	t.Reset(max(time.Until(first), 0))
 }
 
 // markBuilt records that e's snapshot is up to date with model.

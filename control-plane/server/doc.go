@@ -41,6 +41,14 @@
 //     snapshot, the error is logged once per distinct error and cleared by
 //     the next successful translation) and the proxyless translation's
 //     warnings (what grpc-go ignores; logged once per distinct set).
+//   - stage.go orders a change make-before-break (the xDS protocol's
+//     "eventual consistency considerations"): a change that adds clusters
+//     first sets the union of old and new clusters and endpoints under the
+//     old routes, one that removes clusters then sets the new routes over
+//     that union, and only then the target. The builder sets each next
+//     step once every stream of the node answered (ACK or NACK) the step
+//     before, or after stepTimeout. A change that adds or removes no
+//     cluster (endpoints, a route's policy) is set at once.
 //   - nackGuard (nackguard.go) wraps the SnapshotCache. go-control-plane's
 //     cache answers a State-of-the-World NACK (which carries the last
 //     *accepted* version) by re-sending the current, rejected version at once,
@@ -59,7 +67,8 @@
 // builds, including their translation error, which it copies into streams
 // for /status). The proxyless warnings are written inside the rebuild's
 // proxyless Once and published through an atomic pointer for /status. The builder never blocks the
-// producer of model changes: Source subscriptions are capacity-1 signals and
-// node changes are a set plus a capacity-1 kick channel. Run returns when its
+// producer of model changes: Source subscriptions are capacity-1 signals,
+// node changes are a set plus a capacity-1 kick channel, and ACKs/NACKs a
+// capacity-1 "answered" signal the loop reads to advance staged changes. Run returns when its
 // context is done; every goroutine started here ends then.
 package server

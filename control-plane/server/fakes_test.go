@@ -161,13 +161,19 @@ type testServer struct {
 // startServer runs a Server on a loopback port until the test ends.
 func startServer(t *testing.T, src *fakeSource, opts Options) *testServer {
 	t.Helper()
+	return startServerWith(t, src, fakeTranslator{}, opts)
+}
+
+// startServerWith is startServer with another translator.
+func startServerWith(t *testing.T, src *fakeSource, tr Translator, opts Options) *testServer {
+	t.Helper()
 	core, logs := observer.New(zapcore.DebugLevel)
 	log := zap.New(core)
 	m := metrics.New(prometheus.NewRegistry())
 	if opts.Debounce == 0 {
 		opts.Debounce = 10 * time.Millisecond
 	}
-	srv := New(log, src, fakeTranslator{}, m, opts)
+	srv := New(log, src, tr, m, opts)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

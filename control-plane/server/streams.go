@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -52,11 +53,14 @@ type streams struct {
 	gone    map[string]*nodeEntry
 	changed map[string]struct{} // node IDs connected or gone since the builder last looked
 	kick    chan struct{}       // capacity 1: "changed is not empty"
+	// answered is signalled (capacity 1) after each ACK or NACK, for the
+	// builder's make-before-break steps (stage.go).
+	answered chan struct{}
 }
 
 type nodeEntry struct {
 	node    *core.Node
-	streams int
+	streams []streamKey // open streams that named this node
 	kind    Kind
 	failure *TranslationError // the builder's copy; see setFailure
 }
@@ -87,14 +91,15 @@ type pendingResponse struct {
 
 func newStreams(log *zap.Logger, m *metrics.Metrics) *streams {
 	return &streams{
-		log:     log,
-		metrics: m,
-		now:     time.Now,
-		byKey:   map[streamKey]*streamState{},
-		nodes:   map[string]*nodeEntry{},
-		gone:    map[string]*nodeEntry{},
-		changed: map[string]struct{}{},
-		kick:    make(chan struct{}, 1),
+		log:      log,
+		metrics:  m,
+		now:      time.Now,
+		byKey:    map[streamKey]*streamState{},
+		nodes:    map[string]*nodeEntry{},
+		gone:     map[string]*nodeEntry{},
+		changed:  map[string]struct{}{},
+		kick:     make(chan struct{}, 1),
+		answered: make(chan struct{}, 1),
 	}
 }
 
@@ -181,8 +186,8 @@ func (s *streams) close(key streamKey) {
 	kick := false
 	if ok && st.nodeID != "" {
 		if ne := s.nodes[st.nodeID]; ne != nil {
-			ne.streams--
-			if ne.streams == 0 {
+			ne.streams = slices.DeleteFunc(ne.streams, func(k streamKey) bool { return k == key })
+			if len(ne.streams) == 0 {
 				delete(s.nodes, st.nodeID)
 				s.gone[st.nodeID] = ne
 				s.changed[st.nodeID] = struct{}{}
@@ -224,6 +229,12 @@ func (s *streams) request(key streamKey, r request) error {
 	if kick {
 		s.signal()
 	}
+	if r.nonce != "" {
+		select {
+		case s.answered <- struct{}{}:
+		default:
+		}
+	}
 	return nil
 }
 
@@ -256,7 +267,7 @@ func (s *streams) record(key streamKey, r request) (log func(), kick bool, err e
 			s.metrics.ConnectedProxies.Inc()
 			kick = true
 		}
-		ne.streams++
+		ne.streams = append(ne.streams, key)
 		peer, ua := st.peer, r.node.GetUserAgentName()
 		opened = func() {
 			s.log.Info("stream opened", zap.String("node_id", id), zap.String("peer", peer), proto,
@@ -358,4 +369,30 @@ func (s *streams) signal() {
 	case s.kick <- struct{}{}:
 	default:
 	}
+}
+
+// answeredAll reports whether every stream of the node has answered (ACKed
+// or NACKed) the given version of each type it subscribes to. A node with
+// no stream has nothing to wait for.
+func (s *streams) answeredAll(nodeID string, want map[string]string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ne := s.nodes[nodeID]
+	if ne == nil {
+		return true
+	}
+	for _, key := range ne.streams {
+		st := s.byKey[key]
+		if st == nil {
+			continue
+		}
+		for typ, version := range want {
+			ts := st.types[typ]
+			if ts == nil || ts.lastACKed == version || (ts.lastNACK != nil && ts.lastNACK.Version == version) {
+				continue
+			}
+			return false
+		}
+	}
+	return true
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"sync"
 	"testing"
 
@@ -25,6 +26,27 @@ type Mirror struct {
 	changed   chan struct{} // capacity 1
 	done      chan struct{}
 	cancel    context.CancelFunc
+	// check, when set, is run on the state after every response; its
+	// errors are kept (Violations).
+	check      func(View) error
+	violations []string
+}
+
+// SetCheck runs check on the mirrored state after every response from now
+// on, e.g. an invariant that must hold at every step of a change (a route
+// never names a cluster the client does not have).
+func (m *Mirror) SetCheck(check func(View) error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.check = check
+}
+
+// Violations are the errors check returned so far, each with the response
+// count at which it happened.
+func (m *Mirror) Violations() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.violations)
 }
 
 // NewMirror opens a stream (protocol "sotw" or "delta") as node and
@@ -123,6 +145,11 @@ func (m *Mirror) update(typ, version string, f func(map[string]*anypb.Any) map[s
 	m.resources[typ] = f(m.resources[typ])
 	m.versions[typ] = version
 	m.responses++
+	if m.check != nil {
+		if err := m.check(m.viewLocked()); err != nil {
+			m.violations = append(m.violations, fmt.Sprintf("after response %d (%s): %v", m.responses, typ, err))
+		}
+	}
 	m.mu.Unlock()
 	select {
 	case m.changed <- struct{}{}:
@@ -159,6 +186,10 @@ func (v View) Decode(typ, name string, msg proto.Message) bool {
 func (m *Mirror) View() View {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.viewLocked()
+}
+
+func (m *Mirror) viewLocked() View {
 	v := View{Resources: make(map[string]map[string]*anypb.Any, len(m.resources)), Versions: maps.Clone(m.versions), Responses: m.responses}
 	for t, rs := range m.resources {
 		v.Resources[t] = maps.Clone(rs)
