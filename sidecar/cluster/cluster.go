@@ -184,7 +184,7 @@ func (s *Set) build(cfg *config.Cluster, prev *Cluster) *Cluster {
 		h := hosts[ep.Address]
 		if h == nil {
 			h = st.hosts[ep.Address]
-			if h == nil || h.protocol != cfg.Protocol || h.timeout != connectTimeout(cfg) {
+			if h == nil || h.protocol != cfg.Protocol || h.timeout != connectTimeout(cfg) || h.dialNetwork != cfg.DialNetwork {
 				h = newHost(ep.Address, cfg, st)
 			}
 			hosts[ep.Address] = h

@@ -23,8 +23,10 @@ type Host struct {
 	transport *http.Transport
 	protocol  config.Protocol
 	timeout   time.Duration
-	st        *state // the cluster's live state (connection breaker)
-	od        outlier.Host
+	// dialNetwork overrides "tcp" (config.Cluster.DialNetwork).
+	dialNetwork string
+	st          *state // the cluster's live state (connection breaker)
+	od          outlier.Host
 
 	active      atomic.Int64  // requests in flight
 	total       atomic.Uint64 // requests started
@@ -56,7 +58,7 @@ const idleConnTimeout = 90 * time.Second
 const defaultConnectTimeout = 5 * time.Second
 
 func newHost(addr string, cfg *config.Cluster, st *state) *Host {
-	h := &Host{Address: addr, protocol: cfg.Protocol, st: st}
+	h := &Host{Address: addr, protocol: cfg.Protocol, st: st, dialNetwork: cfg.DialNetwork}
 	h.od.Address = addr
 	h.timeout = connectTimeout(cfg)
 	d := &net.Dialer{Timeout: h.timeout, KeepAlive: 30 * time.Second}
@@ -121,6 +123,9 @@ func (h *Host) Dial(ctx context.Context) (net.Conn, error) {
 func (h *Host) dial(ctx context.Context, d *net.Dialer, network string, canWait bool) (net.Conn, error) {
 	if err := h.st.acquireConn(ctx, h.timeout, canWait); err != nil {
 		return nil, err
+	}
+	if h.dialNetwork != "" {
+		network = h.dialNetwork // LOGICAL_DNS with V4_ONLY or V6_ONLY
 	}
 	c, err := d.DialContext(ctx, network, h.Address)
 	if err != nil {

@@ -325,6 +325,11 @@ type Cluster struct {
 	// Name) when the cluster type is EDS.
 	EDSServiceName string
 	Endpoints      []Endpoint
+	// DialNetwork is the network upstream connections are dialled on:
+	// "tcp" (empty), or "tcp4"/"tcp6" for a LOGICAL_DNS cluster whose
+	// dns_lookup_family is V4_ONLY/V6_ONLY (its endpoint is a name,
+	// resolved for every new connection).
+	DialNetwork string
 }
 
 // HealthStatus of an endpoint as EDS says it.

@@ -51,8 +51,12 @@ var allowed = map[protoreflect.FullName][]protoreflect.Name{
 	"envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.UpgradeConfig": {"upgrade_type", "enabled"},
 	"envoy.extensions.filters.network.http_connection_manager.v3.Rds":                                 {"config_source", "route_config_name"},
 	"envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter":                          {"name", "typed_config"},
-	"envoy.config.core.v3.ConfigSource":                                                               {"ads", "resource_api_version", "initial_fetch_timeout"},
+	"envoy.config.core.v3.ConfigSource":                                                               {"ads", "self", "api_config_source", "resource_api_version", "initial_fetch_timeout"},
 	"envoy.config.core.v3.AggregatedConfigSource":                                                     {},
+	"envoy.config.core.v3.SelfConfigSource":                                                           {"transport_api_version"},
+	"envoy.config.core.v3.ApiConfigSource":                                                            {"api_type", "transport_api_version", "grpc_services", "set_node_on_first_message_only"},
+	"envoy.config.core.v3.GrpcService":                                                                {"envoy_grpc", "timeout"},
+	"envoy.config.core.v3.GrpcService.EnvoyGrpc":                                                      {"cluster_name"},
 	routerType:   {},
 	tcpProxyType: {"stat_prefix", "cluster", "idle_timeout"},
 
@@ -93,9 +97,13 @@ var allowed = map[protoreflect.FullName][]protoreflect.Name{
 	"envoy.config.core.v3.HeaderValue":                                  {"key", "value"},
 
 	// Cluster (CDS).
-	// dns_lookup_family is harmless: STATIC and EDS clusters resolve
-	// nothing (go-control-plane's examples set it).
+	// dns_lookup_family picks a LOGICAL_DNS cluster's address family; STATIC
+	// and EDS clusters resolve nothing (go-control-plane's examples set it
+	// anyway). dns_refresh_rate and respect_dns_ttl bound how stale
+	// Envoy's cached address may get: ours is resolved for every new
+	// connection, never staler.
 	"envoy.config.cluster.v3.Cluster": {"name", "alt_stat_name", "type", "eds_cluster_config", "connect_timeout", "dns_lookup_family",
+		"dns_refresh_rate", "respect_dns_ttl",
 		"lb_policy", "load_assignment", "circuit_breakers", "http2_protocol_options",
 		"typed_extension_protocol_options", "outlier_detection", "ring_hash_lb_config", "maglev_lb_config",
 		"least_request_lb_config", "common_lb_config"},

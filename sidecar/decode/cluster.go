@@ -85,8 +85,37 @@ func cluster(c *clusterv3.Cluster) (*config.Cluster, error) {
 		if out.EDSServiceName == "" {
 			out.EDSServiceName = c.GetName()
 		}
+	case clusterv3.Cluster_LOGICAL_DNS:
+		// Envoy: a single endpoint whose name is resolved, and whose first
+		// address takes each new connection; connections outlive a change
+		// of address. We resolve the name for every new connection, which
+		// is what Envoy's periodic re-resolution (dns_refresh_rate)
+		// approximates.
+		if c.GetEdsClusterConfig() != nil {
+			return nil, fmt.Errorf("eds_cluster_config: only valid with type EDS")
+		}
+		la := c.GetLoadAssignment()
+		if len(la.GetEndpoints()) != 1 || len(la.GetEndpoints()[0].GetLbEndpoints()) != 1 {
+			return nil, fmt.Errorf("load_assignment: LOGICAL_DNS clusters must have a single locality_lb_endpoint and a single lb_endpoint")
+		}
+		eps, err := endpointsOf(la, true)
+		if err != nil {
+			return nil, fmt.Errorf("load_assignment: %w", err)
+		}
+		out.Endpoints = eps
+		switch f := c.GetDnsLookupFamily(); f {
+		case clusterv3.Cluster_V4_ONLY:
+			out.DialNetwork = "tcp4"
+		case clusterv3.Cluster_V6_ONLY:
+			out.DialNetwork = "tcp6"
+		case clusterv3.Cluster_AUTO, clusterv3.Cluster_ALL:
+			// Go's dialer tries the resolved addresses of both families
+			// (RFC 6555), as AUTO's "IPv6 then IPv4" fallback does.
+		default:
+			return nil, fmt.Errorf("dns_lookup_family: %s is not supported (AUTO, V4_ONLY, V6_ONLY or ALL)", f)
+		}
 	default:
-		return nil, fmt.Errorf("type: %s is not supported (STATIC or EDS)", c.GetType())
+		return nil, fmt.Errorf("type: %s is not supported (STATIC, EDS or LOGICAL_DNS)", c.GetType())
 	}
 	if err := lbPolicy(c, out); err != nil {
 		return nil, err

@@ -58,6 +58,12 @@ func boolean(v *wrapperspb.BoolValue, def bool) bool {
 
 // socketAddress renders a TCP socket address as host:port.
 func socketAddress(a *corev3.Address, field string) (string, error) {
+	return socketAddressOf(a, field, false)
+}
+
+// socketAddressOf is socketAddress; allowName also accepts a DNS name (a
+// LOGICAL_DNS cluster's endpoint).
+func socketAddressOf(a *corev3.Address, field string, allowName bool) (string, error) {
 	sa := a.GetSocketAddress()
 	if sa == nil {
 		return "", fmt.Errorf("%s: socket_address is required", field)
@@ -72,9 +78,9 @@ func socketAddress(a *corev3.Address, field string) (string, error) {
 	if sa.GetAddress() == "" {
 		return "", fmt.Errorf("%s.socket_address.address is required", field)
 	}
-	// Envoy: listener, STATIC and EDS addresses are IPs (names need a
-	// DNS cluster type, which the sidecar does not implement).
-	if net.ParseIP(sa.GetAddress()) == nil {
+	// Envoy: listener, STATIC and EDS addresses are IPs; only a DNS
+	// cluster's endpoints are names.
+	if net.ParseIP(sa.GetAddress()) == nil && !allowName {
 		return "", fmt.Errorf("%s.socket_address.address: %q is not an IP address", field, sa.GetAddress())
 	}
 	return net.JoinHostPort(sa.GetAddress(), strconv.FormatUint(uint64(port), 10)), nil
@@ -86,8 +92,23 @@ func adsSource(cs *corev3.ConfigSource, field string) error {
 	if cs == nil {
 		return fmt.Errorf("%s is required", field)
 	}
-	if cs.GetAds() == nil {
-		return fmt.Errorf("%s: only ads is supported", field)
+	// The sidecar has one xDS server, the control plane it was started
+	// with, and no bootstrap clusters. ads and self name that server; a
+	// gRPC api_config_source (go-control-plane's example points RDS at its
+	// bootstrap "xds_cluster") can only mean it too, so its resources are
+	// fetched over the same ADS stream. REST and other transports cannot.
+	switch {
+	case cs.GetAds() != nil, cs.GetSelf() != nil:
+	case cs.GetApiConfigSource() != nil:
+		acs := cs.GetApiConfigSource()
+		if t := acs.GetApiType(); t != corev3.ApiConfigSource_GRPC && t != corev3.ApiConfigSource_DELTA_GRPC && t != corev3.ApiConfigSource_AGGREGATED_GRPC && t != corev3.ApiConfigSource_AGGREGATED_DELTA_GRPC {
+			return fmt.Errorf("%s.api_config_source.api_type: %s is not supported (the sidecar fetches everything over its ADS stream)", field, t)
+		}
+		if v := acs.GetTransportApiVersion(); v != corev3.ApiVersion_AUTO && v != corev3.ApiVersion_V3 {
+			return fmt.Errorf("%s.api_config_source.transport_api_version: %s is not supported", field, v)
+		}
+	default:
+		return fmt.Errorf("%s: only ads, self or a gRPC api_config_source is supported", field)
 	}
 	if v := cs.GetResourceApiVersion(); v != corev3.ApiVersion_AUTO && v != corev3.ApiVersion_V3 {
 		return fmt.Errorf("%s.resource_api_version: %s is not supported", field, v)

@@ -496,6 +496,28 @@ func TestRejects(t *testing.T) {
 		{"route header add_if_absent", route(func(rc *routev3.RouteConfiguration) {
 			rc.RequestHeadersToAdd = []*corev3.HeaderValueOption{{Header: &corev3.HeaderValue{Key: "a", Value: "b"}, AppendAction: corev3.HeaderValueOption_ADD_IF_ABSENT}}
 		}), `request_headers_to_add[0].append_action: ADD_IF_ABSENT is not supported`},
+		{"cluster STRICT_DNS", cluster(func(c *clusterv3.Cluster) { c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STRICT_DNS} }),
+			`type: STRICT_DNS is not supported (STATIC, EDS or LOGICAL_DNS)`},
+		{"cluster LOGICAL_DNS with two endpoints", cluster(func(c *clusterv3.Cluster) {
+			c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_LOGICAL_DNS}
+			c.EdsClusterConfig = nil
+			c.LoadAssignment = dt.CLA("c", dt.HostPort{Host: "a.example", Port: 80}, dt.HostPort{Host: "b.example", Port: 80})
+		}), `LOGICAL_DNS clusters must have a single locality_lb_endpoint and a single lb_endpoint`},
+		{"cluster LOGICAL_DNS V4_PREFERRED", cluster(func(c *clusterv3.Cluster) {
+			c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_LOGICAL_DNS}
+			c.EdsClusterConfig = nil
+			c.LoadAssignment = dt.CLA("c", dt.HostPort{Host: "a.example", Port: 80})
+			c.DnsLookupFamily = clusterv3.Cluster_V4_PREFERRED
+		}), `dns_lookup_family: V4_PREFERRED is not supported`},
+		{"STATIC cluster endpoint that is a name", cluster(func(c *clusterv3.Cluster) {
+			c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC}
+			c.EdsClusterConfig = nil
+			c.LoadAssignment = dt.CLA("c", dt.HostPort{Host: "a.example", Port: 80})
+		}), `"a.example" is not an IP address`},
+		{"RDS over REST", hcm(func(h *hcmv3.HttpConnectionManager) {
+			h.GetRds().ConfigSource = &corev3.ConfigSource{ConfigSourceSpecifier: &corev3.ConfigSource_ApiConfigSource{
+				ApiConfigSource: &corev3.ApiConfigSource{ApiType: corev3.ApiConfigSource_REST}}}
+		}), `api_config_source.api_type: REST is not supported`},
 		{"cluster transport_socket", cluster(func(c *clusterv3.Cluster) { c.TransportSocket = &corev3.TransportSocket{Name: "tls"} }),
 			`cluster "c": field transport_socket is not supported`},
 		{"cluster strict dns", cluster(func(c *clusterv3.Cluster) {

@@ -34,6 +34,11 @@ func ClusterLoadAssignment(cla *endpointv3.ClusterLoadAssignment) ([]config.Endp
 // endpoints decodes a load assignment already checked against the
 // allow-list (as part of its Cluster, or by ClusterLoadAssignment).
 func endpoints(cla *endpointv3.ClusterLoadAssignment) ([]config.Endpoint, error) {
+	return endpointsOf(cla, false)
+}
+
+// endpointsOf is endpoints; allowNames accepts DNS names as addresses.
+func endpointsOf(cla *endpointv3.ClusterLoadAssignment, allowNames bool) ([]config.Endpoint, error) {
 	if err := validate(cla); err != nil {
 		return nil, err
 	}
@@ -45,7 +50,7 @@ func endpoints(cla *endpointv3.ClusterLoadAssignment) ([]config.Endpoint, error)
 			if lbe.GetEndpoint() == nil {
 				return nil, fmt.Errorf("%s.endpoint is required", field)
 			}
-			addr, err := socketAddress(lbe.GetEndpoint().GetAddress(), field+".endpoint.address")
+			addr, err := socketAddressOf(lbe.GetEndpoint().GetAddress(), field+".endpoint.address", allowNames)
 			if err != nil {
 				return nil, err
 			}
