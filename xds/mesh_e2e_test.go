@@ -2,6 +2,7 @@ package xds
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -169,12 +170,21 @@ func TestMeshPolicyEndToEnd(t *testing.T) {
 	})
 	t.Logf("service-defaults PassiveHealthCheck written → applied by the sidecar after %v", time.Since(written))
 	v1b.failing.Store(true)
-	// 150 sequential requests take well under the 3 s ejection.
-	got = count("/", 150)
+	// Sequential requests for at most 2 s, inside the 3 s ejection even if
+	// the first one failed at once (a loaded machine may manage fewer than
+	// the 150).
+	got = map[string]int{}
+	for n, end := 0, time.Now().Add(2*time.Second); n < 150 && time.Now().Before(end); n++ {
+		code, body := get("/")
+		if code != http.StatusOK {
+			body = fmt.Sprint(code)
+		}
+		got[body]++
+	}
 	if got["503"] > 1 || got["v1b"] > 0 {
 		t.Errorf("with v1b failing and MaxFailures 1: %v, want at most one 503 before the ejection", got)
 	}
-	t.Logf("v1b failing: %v over 150 requests (ejected after its first failure)", got)
+	t.Logf("v1b failing: %v (ejected after its first failure)", got)
 
 	// Retries on 503 (/retry: subset v1, three retries, previous_hosts by
 	// default): once v1b's ejection ends, its first attempts fail and are
