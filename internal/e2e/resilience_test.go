@@ -19,7 +19,8 @@ import (
 // retried twice, on another instance, on a 5xx, a reset or a connect
 // failure; web's sidecar ejects an api instance after 3 consecutive 5xx
 // (connect failures count as 5xx: Envoy's default, no
-// split_external_local_origin_errors).
+// split_external_local_origin_errors) for 5 s × its ejections so far
+// (short, so an instance that comes back gets traffic again soon).
 const (
 	apiRetryRouter = `Kind = "service-router"
 Name = "api"
@@ -34,7 +35,7 @@ Protocol = "http"
 UpstreamConfig = {
   Defaults = {
     PassiveHealthCheck = { Interval = "1s", MaxFailures = 3, EnforcingConsecutive5xx = 100,
-                           BaseEjectionTime = "30s" }
+                           BaseEjectionTime = "5s" }
   }
 }
 `
@@ -273,4 +274,76 @@ func describeHost(h *launch.ClusterHost) string {
 		s += fmt.Sprintf(", %d requests, %d connect failures", *h.Requests, *h.ConnectFailures)
 	}
 	return s
+}
+
+// TestSidecarKilledFailsOver: api has two instances, each with its own
+// sidecar; api-2's sidecar is SIGKILLed under traffic from web's sidecar
+// and started again (same proxy ID and admin port). With the retry
+// router and passive health check in force, web's sidecar fails over to
+// api-1 without a client-visible error (success ≥ 99.9 %): requests on
+// the dead sidecar's connections are retried (reset, connect failure)
+// and it is ejected or dropped by Consul's TCP check. Once it is back,
+// ready and passing again (and its ejection over), traffic returns to
+// api-2.
+func TestSidecarKilledFailsOver(t *testing.T) {
+	f := resilient(t)
+	api1 := f.addMember(t, "api", "api-1")
+	api2 := f.addMember(t, "api", "api-2")
+	web := f.addMember(t, "web", "web-1", "api")
+	waitHosts(t, web, "api", 2, 30*time.Second)
+	waitPolicy(t, web, applyWithin, retryPolicyInForce...)
+	addr2 := launch.Addr(api2.SidecarPort)
+
+	l := startLoad(t, web.upstreamURL())
+	l.waitOK(t, 50, 10*time.Second)
+	if api1.App.Requests() == 0 || api2.App.Requests() == 0 {
+		t.Fatalf("before the kill: api-1 served %d, api-2 %d; want both", api1.App.Requests(), api2.App.Requests())
+	}
+	_, retriedBefore := accessSummary(t, web, "upstream:api")
+
+	killed := time.Now()
+	api2.Sidecar.Kill()
+	// A second of traffic with api-2's sidecar gone: all of it to api-1.
+	l.waitOK(t, 100, 30*time.Second)
+	during := api2.App.Requests()
+	h := hostState(t, web, "api.", addr2)
+	t.Logf("api-2's sidecar gone for %s: its host in web's sidecar: %s", time.Since(killed).Round(time.Millisecond), describeHost(h))
+
+	restarted := time.Now()
+	f.startSidecar(t, t, api2, launch.PortOf(api2.Sidecar.AdminAddr))
+	ready := time.Since(restarted)
+	// Traffic returns to api-2: Consul's TCP check passes again (1 s
+	// interval), the endpoint is healthy in EDS, and the ejection (5 s
+	// for a first one) is over.
+	deadline := time.Now().Add(45 * time.Second)
+	for api2.App.Requests() == during {
+		if time.Now().After(deadline) {
+			t.Fatalf("api-2 got no request within 45 s of its sidecar's restart; its host in web's sidecar: %s",
+				describeHost(hostState(t, web, "api.", addr2)))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	back := time.Since(restarted)
+	from := api2.App.Requests()
+	l.waitOK(t, 100, 30*time.Second)
+	l.stop()
+
+	ok, fail, failures := l.snapshot()
+	total := ok + fail
+	outcomes, retried := accessSummary(t, web, "upstream:api")
+	t.Logf("%d requests, %d failed (%.2f %% success) %q; web's sidecar: %v, %d retried after the kill; "+
+		"api-2's sidecar ready %s after its restart, traffic back to api-2 %s after it (%d requests in the last 100+)",
+		total, fail, 100*float64(ok)/float64(total), failures, outcomes, retried-retriedBefore,
+		ready.Round(time.Millisecond), back.Round(time.Millisecond), api2.App.Requests()-from)
+	if fail*1000 > total*(1000-minSuccessPermille) {
+		t.Errorf("%d of %d requests failed across api-2's sidecar's death and restart, want success ≥ 99.9 %%: %q; web's sidecar answered %v",
+			fail, total, failures, outcomes)
+	}
+	if retried == retriedBefore {
+		t.Errorf("no request was retried after api-2's sidecar died: the test did not exercise the failure")
+	}
+	// Round robin over two healthy hosts again: api-2 has its share.
+	if n := api2.App.Requests() - from; n < 20 {
+		t.Errorf("api-2 answered %d of the 100+ requests after traffic returned to it, want about half", n)
+	}
 }
