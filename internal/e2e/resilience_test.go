@@ -347,3 +347,61 @@ func TestSidecarKilledFailsOver(t *testing.T) {
 		t.Errorf("api-2 answered %d of the 100+ requests after traffic returned to it, want about half", n)
 	}
 }
+
+// TestRetryAndEjectionThroughTwoSidecars: api-2's app starts answering
+// 503 to everything but its health check, so Consul keeps it passing and
+// only the sidecars can route around it (web's sidecar → api's sidecars
+// → apps, the retry router and passive health check above):
+//
+//   - the client sees only 200s from api-1: each 503 from api-2 (through
+//     its sidecar) is retried on api-1 (5xx, previous hosts);
+//   - web's sidecar ejects api-2 for consecutive 5xx while its endpoint
+//     stays healthy in EDS, so api-2 sees a handful of requests, not its
+//     round-robin half;
+//   - once api-2 serves again, its ejection ends (5 s, checked every
+//     1 s interval) and traffic returns to it.
+func TestRetryAndEjectionThroughTwoSidecars(t *testing.T) {
+	f := resilient(t)
+	f.addMember(t, "api", "api-1")
+	api2 := f.addMember(t, "api", "api-2")
+	web := f.addMember(t, "web", "web-1", "api")
+	waitHosts(t, web, "api", 2, 30*time.Second)
+	waitPolicy(t, web, applyWithin, retryPolicyInForce...)
+	addr2 := launch.Addr(api2.SidecarPort)
+	p := newProbe(t, web.upstreamURL())
+	if got := p.tally(t, "orders", 20); got["api-1"] == 0 || got["api-2"] == 0 {
+		t.Fatalf("before api-2 fails: answers %v, want both instances", got)
+	}
+
+	api2.App.Fail(true)
+	before := api2.App.Requests()
+	const n = 200
+	start := time.Now()
+	expect(t, "api-2 failing", p.tally(t, "orders", n), map[string]int{"api-1": n})
+	took := time.Since(start)
+	reached := api2.App.Requests() - before
+	h := hostState(t, web, "api.", addr2)
+	outcomes, retried := accessSummary(t, web, "upstream:api")
+	t.Logf("api-2 failing: %d requests in %s, %d reached api-2; web's sidecar: %v, %d retried; api-2's host: %s",
+		n, took.Round(time.Millisecond), reached, outcomes, retried, describeHost(h))
+	if h == nil || h.EjectionReason != "consecutive_5xx" {
+		t.Errorf("web's sidecar did not eject api-2 for consecutive 5xx: %s", describeHost(h))
+	} else if strings.Contains(h.HealthFlags, "failed_eds_health") {
+		t.Errorf("api-2 is unhealthy in EDS (%s): Consul's check failed, the test does not isolate outlier detection", h.HealthFlags)
+	}
+	// 3 consecutive 5xx eject it; at most one more ejection cycle (a
+	// 5 s ejection ending within the run on a slow machine) adds 3.
+	if reached > 8 {
+		t.Errorf("%d of %d requests reached api-2 while it failed, want at most 8 (ejected after 3)", reached, n)
+	}
+	if retried < 3 {
+		t.Errorf("web's sidecar retried %d requests, want at least the 3 that ejected api-2", retried)
+	}
+
+	api2.App.Fail(false)
+	served := time.Now()
+	p.waitFor(t, "api-2 back after its ejection", served, "orders", "api-2", 1, 45*time.Second)
+	if len(p.failures) != 0 {
+		t.Errorf("%d requests failed, want 0: %q", len(p.failures), p.failures)
+	}
+}
