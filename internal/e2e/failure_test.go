@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"net/http"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -173,7 +174,8 @@ func watchConnectPassing(t *testing.T, a *consultest.Agent, service string) func
 
 // TestSidecarRestarted: each side's sidecar stopped and started again
 // (same proxy ID, same admin port): once it reports ready, traffic flows
-// through it again.
+// through it again. `sidecar probe` says ready (0) before, not (1) while
+// it is stopped, and ready again after.
 func TestSidecarRestarted(t *testing.T) {
 	f := newFixture(t)
 	web, api := f.pair(t)
@@ -189,13 +191,18 @@ func TestSidecarRestarted(t *testing.T) {
 			if code, body := get(t, web.upstreamURL()); code != http.StatusOK {
 				t.Fatalf("before the restart: %d %q", code, body)
 			}
+			// `sidecar probe`, the exec probe of deploy/: ready, gone,
+			// ready again.
+			probeSidecar(t, tc.m, 0)
 			if err := tc.m.Sidecar.Stop(5 * time.Second); err != nil {
 				t.Fatal(err)
 			}
 			if code, _ := get(t, web.upstreamURL()); code == http.StatusOK {
 				t.Fatalf("a request succeeded with %s stopped: the test does not cover the path", tc.m.ProxyID())
 			}
+			probeSidecar(t, tc.m, 1)
 			f.startSidecar(t, parent, tc.m, launch.PortOf(tc.m.Sidecar.AdminAddr))
+			probeSidecar(t, tc.m, 0)
 			// Consul's TCP check must see the server side listening
 			// again before the client side gets it back as an endpoint.
 			waitHosts(t, web, "api", 1, 30*time.Second)
@@ -210,5 +217,23 @@ func TestSidecarRestarted(t *testing.T) {
 				t.Errorf("%d of %d requests failed after %s came back, want at most 5: %q", fail, ok+fail, tc.m.ProxyID(), failures)
 			}
 		})
+	}
+}
+
+// probeSidecar runs `sidecar probe` against m's sidecar's admin address
+// and fails the test unless it exits want.
+func probeSidecar(t *testing.T, m *member, want int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bins.Sidecar, "probe", "-admin-addr", m.Sidecar.AdminAddr).CombinedOutput()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("sidecar probe: %v", err)
+	}
+	if code != want {
+		t.Errorf("sidecar probe of %s exited %d, want %d: %s", m.ProxyID(), code, want, out)
 	}
 }
