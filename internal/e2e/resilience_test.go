@@ -41,16 +41,28 @@ UpstreamConfig = {
 `
 )
 
+// apiRetryBudget lets web's sidecar retry up to 10 requests to api at
+// once (or 20 % of those active, if more) instead of the retry circuit
+// breaker's default 3: for many requests failing at the same moment.
+const apiRetryBudget = `Kind = "service-resolver"
+Name = "api"
+Meta = { consulate_retry_budget_percent = "20", consulate_retry_budget_min_concurrency = "10" }
+`
+
 // resilient is a fixture whose api has the retry router and web's
-// passive health check, written with the consul CLI before the control
-// plane starts (waitPolicy confirms them in a sidecar).
-func resilient(t *testing.T) *fixture {
+// passive health check (and more entries, HCL, if given), written with
+// the consul CLI before the control plane starts (waitPolicy confirms
+// them in a sidecar).
+func resilient(t *testing.T, more ...string) *fixture {
 	t.Helper()
 	f := &fixture{consul: consultest.Start(t), dir: t.TempDir()}
 	cli := newConsulCLI(t, f.consul.HTTPAddr, f.dir)
 	cli.write(t, "proxy-defaults", protocolHTTP)
 	cli.write(t, "api-router", apiRetryRouter)
 	cli.write(t, "web-defaults", webPassiveHealthCheck)
+	for i, hcl := range more {
+		cli.write(t, fmt.Sprintf("entry-%d", i), hcl)
+	}
 	f.startControlPlane(t, 0, 0)
 	return f
 }
@@ -170,7 +182,8 @@ const minSuccessPermille = 999
 // TestUpstreamInstanceKilled: one of api's two instances dies under
 // traffic from web's sidecar, with the retry router and the passive
 // health check above in force. Success stays ≥ 99.9 % (with the few
-// hundred requests of a run: not one failure): a request that reaches the
+// hundred requests of a one-client run: not one failure; two thousand
+// with six clients: at most two): a request that reaches the
 // dead instance is retried on the other, and the dead instance is ejected
 // after 3 consecutive failures or dropped when Consul's check sees it
 // gone, whichever comes first. Two ways to die:
@@ -179,25 +192,39 @@ const minSuccessPermille = 999
 //     (connection refused to its app), web's sidecar retries on 5xx;
 //   - "app and sidecar": both are SIGKILLed: web's sidecar sees resets on
 //     its pooled connections and then connection refused, and retries on
-//     reset and connect failure.
+//     reset and connect failure;
+//   - "app and sidecar, six clients": the same under six concurrent
+//     clients (~600 requests a second), with a retry budget: the requests
+//     in flight on the dead sidecar's connections all fail at once, and
+//     the retry circuit breaker's default (max_retries 3 concurrent
+//     retries, Envoy's) would turn the 4th and later into 503 UF,UO
+//     (seen in 2 of 3 runs without the budget).
 func TestUpstreamInstanceKilled(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
 		killSidecar bool
+		clients     int
+		entries     []string
+		inForce     []string // /config_dump patterns beyond retryPolicyInForce
 	}{
-		{"app", false},
-		{"app and sidecar", true},
+		{"app", false, 1, nil, nil},
+		{"app and sidecar", true, 1, nil, nil},
+		{"app and sidecar, six clients", true, 6, []string{apiRetryBudget}, []string{`"min_retry_concurrency":\s*10`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := resilient(t)
+			f := resilient(t, tc.entries...)
 			api1 := f.addMember(t, "api", "api-1")
 			api2 := f.addMember(t, "api", "api-2")
 			web := f.addMember(t, "web", "web-1", "api")
 			waitHosts(t, web, "api", 2, 30*time.Second)
-			waitPolicy(t, web, applyWithin, retryPolicyInForce...)
+			waitPolicy(t, web, applyWithin, append(tc.inForce, retryPolicyInForce...)...)
 			dead := launch.Addr(api2.SidecarPort)
 
 			l := startLoad(t, web.upstreamURL())
+			others := make([]*load, tc.clients-1)
+			for i := range others {
+				others[i] = startLoad(t, web.upstreamURL())
+			}
 			l.waitOK(t, 50, 10*time.Second)
 			if api1.App.Requests() == 0 || api2.App.Requests() == 0 {
 				t.Fatalf("before the kill: api-1 served %d, api-2 %d; want both", api1.App.Requests(), api2.App.Requests())
@@ -235,6 +262,11 @@ func TestUpstreamInstanceKilled(t *testing.T) {
 			l.stop()
 
 			ok, fail, failures := l.snapshot()
+			for _, o := range others {
+				o.stop()
+				n, f, fs := o.snapshot()
+				ok, fail, failures = ok+n, fail+f, append(failures, fs...)
+			}
 			total := ok + fail
 			outcomes, retried := accessSummary(t, web, "upstream:api")
 			final := hostState(t, web, "api.", dead)
