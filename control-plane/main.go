@@ -5,6 +5,11 @@
 //
 // It is stateless: every replica pointed at the same Consul serves the same
 // configuration with the same (content-derived) versions.
+//
+// `control-plane probe [-admin-addr 127.0.0.1:19000] [-live]` exits 0 if
+// the admin endpoint's /readyz (with -live: /healthz) answers 200, else 1
+// with the reason: an exec health check for images without curl
+// (package internal/probe).
 package main
 
 import (
@@ -26,9 +31,13 @@ import (
 	"github.com/seed-a778acb4/consulate/control-plane/server"
 	"github.com/seed-a778acb4/consulate/discovery"
 	"github.com/seed-a778acb4/consulate/internal/logging"
+	"github.com/seed-a778acb4/consulate/internal/probe"
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "probe" {
+		os.Exit(probe.Main(os.Args[2:], probeTarget, os.Getenv, os.Stderr))
+	}
 	cfg, err := parseFlags(os.Args[1:], os.Getenv, os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)

@@ -64,6 +64,9 @@ type (
 		TCPSocket *struct {
 			Port string `yaml:"port"`
 		} `yaml:"tcpSocket"`
+		Exec *struct {
+			Command []string `yaml:"command"`
+		} `yaml:"exec"`
 	}
 )
 
@@ -139,6 +142,11 @@ func TestKubernetes(t *testing.T) {
 	if !slices.Contains(sidecar.Args, wantCP) {
 		t.Errorf("sidecar args %q, want %q", sidecar.Args, wantCP)
 	}
+	// The sidecar's readiness is its /ready, which only `consulate-sidecar
+	// probe` reaches (the admin endpoint is loopback-only): not a TCP probe.
+	if p := sidecar.ReadinessProbe; p == nil || p.Exec == nil {
+		t.Errorf("the sidecar's readiness probe is not an exec probe of consulate-sidecar probe")
+	}
 	// The registration's sidecar_service port is the sidecar's mesh port.
 	reg := findContainer(t, web.InitContainers, "consul-register")
 	m := regexp.MustCompile(`"sidecar_service": \{"port": (\d+)`).FindStringSubmatch(strings.Join(reg.Args, "\n"))
@@ -191,8 +199,15 @@ func checkContainer(t *testing.T, c container) {
 			if containerPort(c, p.TCPSocket.Port) == 0 {
 				t.Errorf("%s %s probe: no container port %q", c.Name, kind, p.TCPSocket.Port)
 			}
+		case p.Exec != nil:
+			// `<binary> probe` against the admin address the container
+			// listens on; only liveness may settle for -live.
+			args := checkProbeCommand(t, bin, argValue(c.Args, "admin-addr"), p.Exec.Command)
+			if live := slices.Contains(args, "-live"); live != (kind == "liveness") {
+				t.Errorf("%s %s probe %q: -live belongs to the liveness probe only", c.Name, kind, p.Exec.Command)
+			}
 		default:
-			t.Errorf("%s %s probe: neither httpGet nor tcpSocket", c.Name, kind)
+			t.Errorf("%s %s probe: neither httpGet, tcpSocket nor exec", c.Name, kind)
 		}
 	}
 	if probes == 0 {

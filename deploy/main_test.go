@@ -16,6 +16,9 @@ type binary struct {
 	help  string
 	flags map[string]bool
 	envs  map[string]bool
+	// probeFlags are the flags of `<binary> probe` (nil: no probe
+	// subcommand).
+	probeFlags map[string]bool
 }
 
 // binaries by the name the deployment files install them under.
@@ -61,6 +64,17 @@ func TestMain(m *testing.M) {
 				fmt.Fprintf(os.Stderr, "deploy: no flags in %s -h:\n%s", built, out)
 				return 1
 			}
+			if name != "consulate-demo-app" {
+				out, err := exec.Command(b.path, "probe", "-h").CombinedOutput()
+				if err != nil {
+					fmt.Fprintf(os.Stderr, "deploy: %s probe -h: %v\n%s", built, err, out)
+					return 1
+				}
+				b.probeFlags = map[string]bool{}
+				for _, m := range flagRE.FindAllStringSubmatch(string(out), -1) {
+					b.probeFlags[m[1]] = true
+				}
+			}
 			binaries[name] = b
 		}
 		return m.Run()
@@ -85,6 +99,33 @@ func checkArgs(t *testing.T, bin string, args []string) {
 			t.Errorf("%s has no flag -%s (argument %q); it has %v", bin, name, a, keys(b.flags))
 		}
 	}
+}
+
+// checkProbeCommand fails unless command runs `<bin> probe` as installed
+// (/usr/local/bin/<bin>) with flags the probe has, asking the admin
+// address adminAddr (the probe's default when the command names none).
+// It returns the probe's arguments.
+func checkProbeCommand(t *testing.T, bin, adminAddr string, command []string) []string {
+	t.Helper()
+	b := binaries[bin]
+	if b == nil || b.probeFlags == nil {
+		t.Fatalf("%s has no probe subcommand", bin)
+	}
+	if len(command) < 2 || command[0] != "/usr/local/bin/"+bin || command[1] != "probe" {
+		t.Errorf("probe command %q, want /usr/local/bin/%s probe ...", command, bin)
+		return nil
+	}
+	args := command[2:]
+	for _, a := range args {
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || !b.probeFlags[name] {
+			t.Errorf("%s probe has no flag %q; it has %v", bin, a, keys(b.probeFlags))
+		}
+	}
+	if got := argValue(args, "admin-addr"); adminAddr != "" && got != adminAddr {
+		t.Errorf("%s probe asks -admin-addr=%q, but the process listens on %q", bin, got, adminAddr)
+	}
+	return args
 }
 
 // checkEnv fails when bin does not read the CONSULATE_* variable name.

@@ -13,6 +13,12 @@
 //	sidecar -proxy-id web-1-sidecar-proxy [-control-plane 127.0.0.1:18000]
 //	        [-admin-addr 127.0.0.1:19100] [-xds-protocol delta|sotw]
 //	        [-log-level info] [-log-format json|console] [-drain-timeout 10s]
+//	sidecar probe [-admin-addr 127.0.0.1:19100] [-live] [-timeout 2s]
+//
+// `sidecar probe` exits 0 if the admin endpoint's /ready answers 200, else
+// 1 with the reason (with -live: if the admin endpoint answers at all): an
+// exec health check for orchestrators, which cannot reach the loopback-only
+// admin endpoint themselves (package internal/probe).
 //
 // Every flag can be given as an environment variable instead: CONSULATE_
 // followed by the flag name in upper case with "-" as "_", e.g.
@@ -46,6 +52,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/seed-a778acb4/consulate/internal/logging"
+	"github.com/seed-a778acb4/consulate/internal/probe"
 	"github.com/seed-a778acb4/consulate/sidecar/admin"
 	"github.com/seed-a778acb4/consulate/sidecar/config"
 	"github.com/seed-a778acb4/consulate/sidecar/listener"
@@ -53,6 +60,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "probe" {
+		os.Exit(probe.Main(os.Args[2:], probeTarget, os.Getenv, os.Stderr))
+	}
 	cfg, err := parseFlags(os.Args[1:], os.Getenv, os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)
@@ -118,7 +128,7 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (setti
 		fs.StringVar(sp.dst, sp.name, def, fmt.Sprintf("%s (env %s)", sp.usage, sp.env))
 	}
 	fs.Usage = func() {
-		fmt.Fprintln(out, "Usage: sidecar -proxy-id <id> [flags]\n\nConsulate sidecar proxy. Every flag can also be set by the environment variable named with it.\n\nFlags:")
+		fmt.Fprintln(out, "Usage: sidecar -proxy-id <id> [flags]\n       sidecar probe [-admin-addr addr] [-live]   (exit 0 if /ready answers 200; see sidecar probe -h)\n\nConsulate sidecar proxy. Every flag can also be set by the environment variable named with it.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

@@ -78,6 +78,20 @@ job "consulate" {
         expose   = false
       }
 
+      # The sidecar's readiness: its admin endpoint listens on loopback
+      # inside the allocation's network namespace, so a script check runs
+      # `consulate-sidecar probe` (GET /ready, exit 0/1) in the sidecar
+      # task, named connect-proxy-<service> by Nomad.
+      check {
+        name     = "sidecar ready"
+        type     = "script"
+        task     = "connect-proxy-web"
+        command  = "/usr/local/bin/consulate-sidecar"
+        args     = ["probe", "-admin-addr=127.0.0.1:19100"]
+        interval = "10s"
+        timeout  = "3s"
+      }
+
       connect {
         sidecar_service {
           proxy {

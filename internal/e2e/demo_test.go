@@ -20,7 +20,7 @@ import (
 // TestDemo runs `make demo`'s runner twice — with -duration, and
 // interactively stopped by SIGINT (Ctrl-C) once it says the mesh is up —
 // and checks that it exits cleanly, that its story shows traffic reaching
-// every payments instance and both api versions, and that every address
+// every payments instance and both api versions (split 80/20), and that every address
 // it printed is closed afterwards (nothing left running).
 func TestDemo(t *testing.T) {
 	for _, tc := range []struct {
@@ -107,6 +107,14 @@ func checkStory(t *testing.T, story string) {
 		if n, _ := strconv.Atoi(m[1]); n == 0 {
 			t.Errorf("%s got no requests", instance)
 		}
+	}
+	// The service-splitter sends 20 % of web's calls to api v2: with 150
+	// requests, 30 expected (σ ≈ 4.9); 10–50 % is far outside chance.
+	m := regexp.MustCompile(`split \(service-splitter api\): wanted v1 80 % / v2 20 %, got v1 (\d+) % / v2 (\d+) %`).FindStringSubmatch(story)
+	if m == nil {
+		t.Errorf("the story does not compare the v1/v2 split with its weights")
+	} else if v2, _ := strconv.Atoi(m[2]); v2 < 10 || v2 > 50 {
+		t.Errorf("api v2 got %d %% of web's requests, want 20 %% (10–50 %%)", v2)
 	}
 	// The demo's service-router retries payments' 503s on another
 	// instance: the client sees no failure, and the story shows retries.

@@ -48,17 +48,25 @@ type testApp struct {
 	ID       string
 	Port     int
 	requests atomic.Int64
-	srv      *http.Server
+	// failing makes every non-health request answer 503 (the health
+	// check, which Consul runs, still passes).
+	failing atomic.Bool
+	srv     *http.Server
 }
 
 // Kill closes the app's listener and every connection, as a crashed
 // process would leave them.
 func (a *testApp) Kill() { _ = a.srv.Close() }
 
+// Fail makes the app answer 503 to every request but its health check
+// (on), or serve again (off).
+func (a *testApp) Fail(on bool) { a.failing.Store(on) }
+
 // Requests is how many non-health requests the app answered.
 func (a *testApp) Requests() int64 { return a.requests.Load() }
 
-// startApp serves 200 "<id>" on a free loopback port until cleanup.
+// startApp serves 200 "<id>" (503 while failing, but for /healthz) on a
+// free loopback port until cleanup.
 func startApp(t testing.TB, id string) *testApp {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -69,6 +77,11 @@ func startApp(t testing.TB, id string) *testApp {
 	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/healthz" {
 			a.requests.Add(1)
+			if a.failing.Load() {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				fmt.Fprint(w, id+" failing")
+				return
+			}
 		}
 		fmt.Fprint(w, id)
 	})}

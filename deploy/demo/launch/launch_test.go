@@ -123,3 +123,18 @@ func TestRegistration(t *testing.T) {
 		t.Errorf("sidecar checks = %+v, want a TCP check on the sidecar port and an alias of api-v2", sc.Checks)
 	}
 }
+
+func TestServiceHosts(t *testing.T) {
+	healthy := func(addr string) ClusterHost { return ClusterHost{Address: addr, HealthFlags: "healthy"} }
+	cs := []Cluster{
+		{Name: "api.default.dc1.internal", Hosts: []ClusterHost{healthy("a:1"), healthy("b:1")}},
+		{Name: "v1.api.default.dc1.internal", Hosts: []ClusterHost{healthy("a:1"), {Address: "c:1", HealthFlags: "/failed_outlier_check"}}},
+		{Name: "v2.api.default.dc1.internal", Hosts: []ClusterHost{healthy("d:1")}},
+		{Name: "api2.default.dc1.internal", Hosts: []ClusterHost{healthy("x:1")}},
+		{Name: "v1.payments.default.dc1.internal", Hosts: []ClusterHost{healthy("y:1")}},
+		{Name: "local_app", Hosts: []ClusterHost{healthy("z:1")}},
+	}
+	if d := cmp.Diff([]string{"a:1", "b:1", "d:1"}, ServiceHosts(cs, "api")); d != "" {
+		t.Errorf("ServiceHosts (-want +got):\n%s", d)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -139,4 +140,52 @@ func WaitClusterHosts(ctx context.Context, exited <-chan struct{}, adminAddr, pr
 		n := len(HealthyHosts(cs, prefix))
 		return n >= want, fmt.Errorf("%d healthy", n)
 	})
+}
+
+// ServiceHosts returns the distinct healthy host addresses of every
+// cluster of service: <service>.<namespace>.<dc>.internal and its subset
+// clusters <subset>.<service>.<namespace>.<dc>.internal.
+func ServiceHosts(clusters []Cluster, service string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, c := range clusters {
+		if !ServiceCluster(c.Name, service) {
+			continue
+		}
+		for _, h := range c.Hosts {
+			if h.HealthFlags == "healthy" && !seen[h.Address] {
+				seen[h.Address] = true
+				out = append(out, h.Address)
+			}
+		}
+	}
+	return out
+}
+
+// WaitServiceHosts waits until the sidecar at adminAddr has at least want
+// distinct healthy hosts of service across its clusters (subsets
+// included): every instance is reachable.
+func WaitServiceHosts(ctx context.Context, exited <-chan struct{}, adminAddr, service string, want int) error {
+	return poll(ctx, exited, fmt.Sprintf("%d healthy hosts of %s at %s", want, service, adminAddr), func() (bool, error) {
+		cs, err := Clusters(adminAddr)
+		if err != nil {
+			return false, err
+		}
+		n := len(ServiceHosts(cs, service))
+		return n >= want, fmt.Errorf("%d healthy", n)
+	})
+}
+
+// ServiceCluster reports whether a cluster name is one of service's:
+// <service>.<namespace>.<dc>.internal, or a subset's
+// <subset>.<service>.<namespace>.<dc>.internal.
+func ServiceCluster(name, service string) bool {
+	labels := strings.Split(name, ".")
+	switch len(labels) {
+	case 4:
+		return labels[0] == service
+	case 5:
+		return labels[1] == service
+	}
+	return false
 }

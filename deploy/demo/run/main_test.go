@@ -76,3 +76,24 @@ func TestTopology(t *testing.T) {
 		}
 	}
 }
+
+// TestSplit: the split's weights sum to 100 and each subset's filter
+// selects an api instance of the topology.
+func TestSplit(t *testing.T) {
+	versions := map[string]bool{}
+	for _, m := range topology() {
+		if m.Service == "api" {
+			versions[m.Version] = true
+		}
+	}
+	var sum float32
+	for _, s := range apiSplit {
+		sum += s.Weight
+		if !versions[s.Subset] {
+			t.Errorf("subset %s: no api instance has version %s", s.Subset, s.Subset)
+		}
+	}
+	if sum != 100 {
+		t.Errorf("split weights sum to %v, want 100", sum)
+	}
+}

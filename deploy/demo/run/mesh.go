@@ -131,7 +131,7 @@ func (m *mesh) waitRoutable(ctx context.Context) error {
 	for _, mb := range m.members {
 		sc := m.sidecars[mb.ID]
 		for _, u := range mb.Upstreams {
-			if err := launch.WaitClusterHosts(ctx, sc.Done(), sc.AdminAddr, u.Service+".", want[u.Service]); err != nil {
+			if err := launch.WaitServiceHosts(ctx, sc.Done(), sc.AdminAddr, u.Service, want[u.Service]); err != nil {
 				return err
 			}
 		}

@@ -165,9 +165,35 @@ func (m *mesh) tell(ctx context.Context, st clientStats) error {
 			}
 			fmt.Fprintf(m.out, "  %-12s %-4s %5d requests   %s%s%s\n", name, m.version(name), h.requests, outcomes(h.outcomes), retried, m.note(name))
 		}
+		if step.service == "web" {
+			m.tellSplit(hops)
+		}
 	}
 	fmt.Fprintln(m.out, "\n(Response flags follow Envoy's: UF upstream connection failure, UH no healthy upstream, URX retries exhausted ...)")
 	return m.tellHealth()
+}
+
+// tellSplit compares web's requests per api version with the
+// service-splitter's weights.
+func (m *mesh) tellSplit(hops map[string]*hop) {
+	byVersion := map[string]int{}
+	total := 0
+	for name, h := range hops {
+		if v := m.version(name); v != "" {
+			byVersion[v] += h.requests
+			total += h.requests
+		}
+	}
+	if total == 0 {
+		return
+	}
+	want := make([]string, 0, len(apiSplit))
+	got := make([]string, 0, len(apiSplit))
+	for _, s := range apiSplit {
+		want = append(want, fmt.Sprintf("%s %.0f %%", s.Subset, s.Weight))
+		got = append(got, fmt.Sprintf("%s %.0f %%", s.Subset, 100*float64(byVersion[s.Subset])/float64(total)))
+	}
+	fmt.Fprintf(m.out, "  split (service-splitter api): wanted %s, got %s\n", strings.Join(want, " / "), strings.Join(got, " / "))
 }
 
 // tellHealth prints how each client sidecar sees its upstream's hosts now
@@ -189,7 +215,7 @@ func (m *mesh) tellHealth() error {
 		}
 		for _, c := range cs {
 			for _, u := range mb.Upstreams {
-				if !strings.HasPrefix(c.Name, u.Service+".") {
+				if !launch.ServiceCluster(c.Name, u.Service) {
 					continue
 				}
 				hosts := slices.SortedFunc(slices.Values(c.Hosts), func(a, b launch.ClusterHost) int {

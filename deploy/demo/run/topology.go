@@ -36,8 +36,17 @@ func topology() []*member {
 	}
 }
 
+// apiSplit is the demo's v1/v2 traffic split of api, in percent.
+var apiSplit = []struct {
+	Subset string
+	Weight float32
+}{{"v1", 80}, {"v2", 20}}
+
 // configEntries are written before any sidecar starts, as
-// `consul config write` would: HTTP everywhere; api's calls to payments
+// `consul config write` would: HTTP everywhere; api's two versions as
+// subsets (service-resolver, filtering on the registration's
+// Meta.version) with 80 % of web's calls to v1 and 20 % to v2
+// (service-splitter: a canary); api's calls to payments
 // retried on a 503 (Consul's service-router RetryOnStatusCodes; our
 // default previous_hosts predicate sends the retry to another instance);
 // and api's sidecar ejecting a payments instance after 3 consecutive 5xx
@@ -46,11 +55,22 @@ func topology() []*member {
 // elsewhere and it is ejected for a while.
 func configEntries() []api.ConfigEntry {
 	baseEjection := 10 * time.Second
+	resolver := &api.ServiceResolverConfigEntry{
+		Kind: api.ServiceResolver, Name: "api", DefaultSubset: "v1",
+		Subsets: map[string]api.ServiceResolverSubset{},
+	}
+	splitter := &api.ServiceSplitterConfigEntry{Kind: api.ServiceSplitter, Name: "api"}
+	for _, s := range apiSplit {
+		resolver.Subsets[s.Subset] = api.ServiceResolverSubset{Filter: "Service.Meta.version == " + s.Subset}
+		splitter.Splits = append(splitter.Splits, api.ServiceSplit{Weight: s.Weight, ServiceSubset: s.Subset})
+	}
 	return []api.ConfigEntry{
 		&api.ProxyConfigEntry{
 			Kind: api.ProxyDefaults, Name: api.ProxyConfigGlobal,
 			Config: map[string]any{"protocol": "http"},
 		},
+		resolver,
+		splitter,
 		&api.ServiceRouterConfigEntry{
 			Kind: api.ServiceRouter, Name: "payments",
 			Routes: []api.ServiceRoute{{
