@@ -90,7 +90,7 @@ func run(ctx context.Context, cfg config, log *zap.Logger, listening func(addrs)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := metrics.New(reg)
 	watcher := discovery.NewWatcher(client, discovery.Options{Coalesce: cfg.Coalesce}, log)
-	srv := server.New(log, watcher, server.XDS{}, m, server.Options{Debounce: cfg.Debounce, ShutdownGrace: cfg.Shutdown})
+	srv := server.New(log, watcher, &server.XDS{}, m, server.Options{Debounce: cfg.Debounce, ShutdownGrace: cfg.Shutdown})
 	log.Info("control-plane starting", zap.String("consul_addr", cfg.ConsulAddr),
 		zap.String("xds_addr", xdsLis.Addr().String()), zap.String("admin_addr", adminLis.Addr().String()))
 	if listening != nil {

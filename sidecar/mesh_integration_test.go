@@ -35,7 +35,7 @@ func startMeshControlPlane(t *testing.T, a *consultest.Agent, log *zap.Logger) (
 		t.Fatal(err)
 	}
 	watcher := discovery.NewWatcher(a.Client, discovery.Options{Coalesce: 20 * time.Millisecond}, log)
-	srv := server.New(log, watcher, server.XDS{}, metrics.New(prometheus.NewRegistry()),
+	srv := server.New(log, watcher, &server.XDS{}, metrics.New(prometheus.NewRegistry()),
 		server.Options{Debounce: 20 * time.Millisecond, ShutdownGrace: time.Second})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{}, 2)

@@ -102,7 +102,7 @@ func BenchmarkRebuild(b *testing.B) {
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			src := newFakeSource(models[0])
-			bl := benchBuilder(b, src, XDS{}, tc.proxyless)
+			bl := benchBuilder(b, src, &XDS{}, tc.proxyless)
 			same := benchModel(0) // equal content, another pointer
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -137,7 +137,7 @@ func BenchmarkRebuildOneService(b *testing.B) {
 	next.Services["svc-01013"] = &svc
 	models := []*mesh.Snapshot{base, &next}
 	src := newFakeSource(models[0])
-	bl := benchBuilder(b, src, XDS{}, 0)
+	bl := benchBuilder(b, src, &XDS{}, 0)
 	affected := 0
 	for id := range base.Proxies {
 		if _, ok := sidecarDeps(base, id)["svc-01013"]; ok {
@@ -175,7 +175,7 @@ func BenchmarkRebuildServerOnly(b *testing.B) {
 	for _, m := range models {
 		tr[m] = map[string]*cache.Snapshot{}
 		for id := range m.Proxies {
-			s, err := XDS{}.Sidecar(m, id)
+			s, err := (&XDS{}).Sidecar(m, id)
 			if err != nil {
 				b.Fatal(err)
 			}

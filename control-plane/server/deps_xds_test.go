@@ -2,8 +2,12 @@ package server
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
+
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 
 	"github.com/seed-a778acb4/consulate/discovery/mesh"
 )
@@ -131,7 +135,7 @@ func TestDepsCoverTranslation(t *testing.T) {
 	proxies := []string{"p-1", "p-2", "p-3", "p-4"}
 	before := map[string]versions{}
 	for _, id := range proxies {
-		snap, err := XDS{}.Sidecar(base, id)
+		snap, err := (&XDS{}).Sidecar(base, id)
 		if err != nil {
 			t.Fatalf("base %s: %v", id, err)
 		}
@@ -147,7 +151,7 @@ func TestDepsCoverTranslation(t *testing.T) {
 					continue
 				}
 				skipped++
-				snap, err := XDS{}.Sidecar(next, id)
+				snap, err := (&XDS{}).Sidecar(next, id)
 				if err != nil {
 					t.Fatalf("%s: %v", id, err)
 				}
@@ -157,5 +161,33 @@ func TestDepsCoverTranslation(t *testing.T) {
 			}
 			t.Logf("%d of %d proxies skipped", skipped, len(proxies))
 		})
+	}
+}
+
+// TestXDSProxylessIsolatesABrokenService: through the Translator the
+// control plane uses, a broken entry of one service becomes a warning
+// naming it while its listener stays served, and the others' changes go
+// through.
+func TestXDSProxylessIsolatesABrokenService(t *testing.T) {
+	x := &XDS{}
+	good := model(1, nil, map[string][]int{"api": {8080}, "db": {5432}})
+	if _, ws, err := x.Proxyless(good); err != nil || len(ws) != 0 {
+		t.Fatalf("good model: warnings %v, err %v", ws, err)
+	}
+	broken := model(2, nil, map[string][]int{"api": {8080}, "db": {5432, 5433}})
+	broken.Config.Splitters = map[string]*mesh.ServiceSplitter{"api": {Name: "api", Splits: []mesh.Split{{Weight: 60}, {Weight: 30, Service: "db"}}}}
+	snap, ws, err := x.Proxyless(broken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ws) != 1 || ws[0].Entry.String() != "service-splitter/api" || !strings.Contains(ws[0].Message, "keeps its last good configuration") {
+		t.Fatalf("warnings = %v, want one for service-splitter/api", ws)
+	}
+	if _, ok := snap.GetResources(resource.ListenerType)["api"]; !ok {
+		t.Error("api's listener is gone")
+	}
+	cla, ok := snap.GetResources(resource.EndpointType)["db.default.dc1.internal"].(*endpointv3.ClusterLoadAssignment)
+	if !ok || len(cla.GetEndpoints()) == 0 || len(cla.GetEndpoints()[0].GetLbEndpoints()) != 2 {
+		t.Errorf("db's endpoints did not follow the model: %v", cla)
 	}
 }
