@@ -10,10 +10,10 @@ import (
 )
 
 // upstreamConfigFor is the service-defaults UpstreamConfig of the proxy's
-// own service that applies to target service: Defaults, with the fields of
-// the Overrides entry named like the service replacing them. (Consul keys
-// Overrides by upstream; our clusters are per target, so an override
-// applies to the target service it names, wherever the chain reaches it.)
+// own service that applies to its upstream named service: Defaults, with
+// the fields of the Overrides entry named like the upstream replacing them
+// (Consul keys Overrides by upstream, and applies the result to every
+// cluster of that upstream's discovery chain).
 func upstreamConfigFor(cfg *mesh.Config, downstream, service string) mesh.UpstreamConfig {
 	var out mesh.UpstreamConfig
 	sd := cfg.ServiceDefaults[downstream]

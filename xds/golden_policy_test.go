@@ -204,6 +204,21 @@ var policyCases = []sidecarCase{
 		},
 	},
 	{
+		name: "policy_upstream_config_follows_the_upstream_through_a_split",
+		change: func(s *mesh.Snapshot) {
+			// Consul keys UpstreamConfig.Overrides by upstream and applies
+			// it to every cluster of that upstream's chain: a split of api
+			// to api-canary gives the api-canary cluster api's override
+			// (connect 1.5 s, 7 connections), not api-canary's own.
+			policyMesh(s, "http")
+			s.Config.Splitters = map[string]*mesh.ServiceSplitter{"api": {Name: "api", Splits: []mesh.Split{{Weight: 50}, {Weight: 50, Service: "api-canary"}}}}
+			s.Config.ServiceDefaults["web"].UpstreamOverrides = []mesh.UpstreamConfig{
+				{Name: "api", ConnectTimeout: 1500 * time.Millisecond, Limits: &mesh.UpstreamLimits{MaxConnections: intp(7)}},
+				{Name: "api-canary", ConnectTimeout: 9 * time.Second},
+			}
+		},
+	},
+	{
 		name: "policy_upstream_registration_config_overrides_service_defaults",
 		change: func(s *mesh.Snapshot) {
 			// Consul: the upstream's registration Config wins over the

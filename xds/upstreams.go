@@ -20,8 +20,8 @@ func upstreamResources(snap *mesh.Snapshot, p *mesh.Proxy) ([]types.Resource, er
 	clusters := make(map[string]bool, len(p.Upstreams))
 	cc := newChainCompiler(snap, false)
 	// The registration's upstream Config (connect_timeout_ms, limits,
-	// passive_health_check) applies to the clusters of the upstream's own
-	// service in its datacenter.
+	// passive_health_check) applies to the clusters of the upstream's
+	// discovery chain.
 	regConfig := make(map[Target]mesh.UpstreamConfig, len(p.Upstreams))
 	for _, u := range p.Upstreams {
 		if len(u.Config) == 0 {
@@ -86,8 +86,14 @@ func upstreamResources(snap *mesh.Snapshot, p *mesh.Proxy) ([]types.Resource, er
 				continue
 			}
 			clusters[name] = true
-			up := upstreamConfigFor(&snap.Config, p.DestinationService, t.target.Service)
-			if rc, ok := regConfig[Target{Service: t.target.Service, Datacenter: t.target.Datacenter}]; ok {
+			// Consul applies an upstream's config (the Overrides entry
+			// named like the upstream, then the registration's Config) to
+			// every cluster of its discovery chain, whatever service a
+			// split or redirect reaches. A target shared with an earlier
+			// upstream keeps that upstream's cluster (as in Consul, where
+			// the cluster name is the target's).
+			up := upstreamConfigFor(&snap.Config, p.DestinationService, u.DestinationName)
+			if rc, ok := regConfig[Target{Service: u.DestinationName, Datacenter: orDefault(u.Datacenter, snap.Datacenter)}]; ok {
 				up = overlay(up, rc)
 			}
 			res, err := sidecarTarget(snap, p, t, up)
