@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -40,7 +42,29 @@ func (f *fixture) startControlPlane(t testing.TB, xdsPort, adminPort int) {
 		t.Fatal(err)
 	}
 	f.cp = cp
-	t.Cleanup(func() { _ = cp.Stop(5 * time.Second) })
+	t.Cleanup(func() {
+		_ = cp.Stop(5 * time.Second)
+		if t.Failed() {
+			t.Logf("control-plane log, without pushes and ACKs (last 60 lines):\n%s", quietLog(cp.LogPath, 60))
+		}
+	})
+}
+
+// quietLog is the last n lines of a JSON log without the per-push and
+// per-ACK lines, which drown what discovery and the builder said.
+func quietLog(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	var keep []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.Contains(line, `"msg":"push"`) || strings.Contains(line, `"msg":"ACK"`) || strings.Contains(line, `"msg":"request"`) {
+			continue
+		}
+		keep = append(keep, line)
+	}
+	return strings.Join(keep[max(0, len(keep)-n):], "\n")
 }
 
 // testApp is an in-test HTTP server standing in for a service instance.
