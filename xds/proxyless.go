@@ -177,29 +177,12 @@ func (r *Resources) proxylessServiceItems(name string) []types.Resource {
 		return nil
 	}
 	out := []types.Resource{l, rc}
-	for _, c := range routeClusterNames(rc.(*routev3.RouteConfiguration)) {
+	for _, c := range routeClusters(rc.(*routev3.RouteConfiguration), nil) {
 		if cl := find(resource.ClusterType, c); cl != nil {
 			out = append(out, cl)
 		}
 		if cla := find(resource.EndpointType, c); cla != nil {
 			out = append(out, cla)
-		}
-	}
-	return out
-}
-
-// routeClusterNames lists the clusters a route configuration's actions name.
-func routeClusterNames(rc *routev3.RouteConfiguration) []string {
-	var out []string
-	for _, vh := range rc.GetVirtualHosts() {
-		for _, r := range vh.GetRoutes() {
-			a := r.GetRoute()
-			if c := a.GetCluster(); c != "" {
-				out = append(out, c)
-			}
-			for _, wc := range a.GetWeightedClusters().GetClusters() {
-				out = append(out, wc.GetName())
-			}
 		}
 	}
 	return out
