@@ -20,7 +20,7 @@ func (l *loop) canPublish() bool {
 	}
 	// Every service is fetched once the catalog has been read, nothing is
 	// pending and nothing in flight (failed fetches go back to pending).
-	return l.catalogSeen && l.checksSeen && len(l.entryIndex) == len(entryKinds) && len(l.pending) == 0
+	return l.catalogSeen && l.checksSeen() && len(l.entryIndex) == len(entryKinds) && len(l.pending) == 0
 }
 
 func (l *loop) fetchAt() time.Time {
@@ -30,19 +30,6 @@ func (l *loop) fetchAt() time.Time {
 func (l *loop) publishAt() time.Time {
 	c := l.w.opts.Coalesce
 	return latest(l.dirtySince.Add(c), l.lastPublish.Add(c))
-}
-
-// unexplainedAt is when the oldest unexplained catalog move has had its
-// grace period: time for the diffs to name the service that moved it and
-// for that service's fetch to land.
-func (l *loop) unexplainedAt() time.Time {
-	var oldest time.Time
-	for _, seen := range l.unexplained {
-		if oldest.IsZero() || seen.Before(oldest) {
-			oldest = seen
-		}
-	}
-	return oldest.Add(3 * l.w.opts.Coalesce)
 }
 
 func (l *loop) nextWake() (time.Time, bool) {
@@ -59,8 +46,8 @@ func (l *loop) nextWake() (time.Time, bool) {
 	if l.canPublish() {
 		consider(l.publishAt())
 	}
-	if len(l.unexplained) > 0 && !l.inflight {
-		consider(l.unexplainedAt())
+	if at, ok := l.unexplainedAt(); ok {
+		consider(at)
 	}
 	return at, ok
 }
@@ -93,7 +80,7 @@ func (l *loop) startFetch() {
 }
 
 func (l *loop) index() uint64 {
-	idx := max(l.catalogIndex, l.checksIndex, l.seenIndex)
+	idx := max(l.catalogIndex, l.checksIndex(), l.seenIndex)
 	for _, i := range l.entryIndex {
 		idx = max(idx, i)
 	}
