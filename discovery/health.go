@@ -230,11 +230,14 @@ func (l *loop) verify(s *checkSet, name string) {
 		return
 	}
 	l.mismatches[name] = mark
-	l.log.Debug("service fetch disagrees with the non-passing checks, refetching",
+	l.log.Debug(msgVerifyRefetch,
 		zap.String("service", name), zap.String("status", s.status),
 		zap.Uint64("fetch_index", h.index), zap.Uint64("checks_index", s.index))
 	l.markPending(name)
 }
+
+// msgVerifyRefetch is logged (debug) when verify refetches a service.
+const msgVerifyRefetch = "service fetch disagrees with the non-passing checks, refetching"
 
 // mismatch is a verify disagreement that caused a refetch.
 type mismatch struct {
