@@ -51,6 +51,7 @@ type loop struct {
 	// Fetching: names waiting, and at most one batch in flight.
 	pending        map[string]bool
 	pendingSince   time.Time
+	lastFetch      time.Time // when the last batch started
 	inflight       bool
 	fetchFailures  int
 	fetchNotBefore time.Time

@@ -23,13 +23,28 @@ func (l *loop) canPublish() bool {
 	return l.catalogSeen && l.checksSeen() && len(l.entryIndex) == len(entryKinds) && len(l.pending) == 0
 }
 
+// fetchAt and publishAt coalesce on the trailing edge of a window, except
+// for the first change after a quiet window (no fetch started, no
+// publish, for a whole window before it): that one is fetched and
+// published at once (a leading edge), and what follows it within the
+// window waits for the next. A lone check change then costs no window at
+// all, and a burst still gives at most one publish per window.
 func (l *loop) fetchAt() time.Time {
-	return latest(l.pendingSince.Add(l.w.opts.Coalesce), l.fetchNotBefore)
+	c := l.w.opts.Coalesce
+	at := l.pendingSince.Add(c)
+	if l.pendingSince.Sub(l.lastFetch) >= c {
+		at = l.pendingSince
+	}
+	return latest(at, l.fetchNotBefore)
 }
 
 func (l *loop) publishAt() time.Time {
 	c := l.w.opts.Coalesce
-	return latest(l.dirtySince.Add(c), l.lastPublish.Add(c))
+	at := l.dirtySince.Add(c)
+	if l.dirtySince.Sub(l.lastPublish) >= c {
+		at = l.dirtySince
+	}
+	return latest(at, l.lastPublish.Add(c))
 }
 
 func (l *loop) nextWake() (time.Time, bool) {
@@ -75,6 +90,7 @@ func (l *loop) startFetch() {
 	b := &fetchBatch{since: l.pendingSince, names: slices.Sorted(maps.Keys(l.pending))}
 	clear(l.pending)
 	l.inflight = true
+	l.lastFetch = time.Now()
 	client, conc, done := l.w.client, l.w.opts.FetchConcurrency, l.fetchedCh
 	l.wg.Go(func() { fetchServices(l.ctx, client, conc, b, done) })
 }
