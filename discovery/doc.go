@@ -19,41 +19,82 @@
 //
 // Consul caps HTTP connections per client IP (200 by default), so one
 // blocking query per service cannot scale to the 10,000 services the
-// watcher is designed for. It holds seven long-lived blocking queries
+// watcher is designed for. It holds eight long-lived blocking queries
 // instead:
 //
 //   - /v1/catalog/services: the set of service names (and their tags);
-//   - /v1/health/state/any: every check, so a status change names its service
-//     (or, for a node check, its node and thus the services on it);
+//   - /v1/health/state/critical and /v1/health/state/warning: the checks
+//     that are not passing, so a status change names its service (or, for
+//     a node check, its node and thus the services on it);
 //   - /v1/config/<kind> for proxy-defaults, service-defaults, service-router,
 //     service-splitter and service-resolver (raw JSON, decoded per entry so
 //     that one bad entry costs only itself).
 //
-// When one of the first two moves, the watcher diffs the response with the
+// When one of these moves, the watcher diffs the response with the
 // previous one and fetches only the services that changed, with
 // non-blocking /v1/health/service/<name> queries (instances, node and
 // checks in one response), at most Options.FetchConcurrency (8) at a time.
 //
-// One change is invisible to both diffs: an instance added, changed or
-// removed without checks and without changing its service's tag set. The
-// catalog index still moves, so each move (but one that removes a name) is
-// kept until a targeted fetch shows it to be that service's write: an
-// instance whose ModifyIndex is the catalog index, or, when an instance is
-// gone, a per-service X-Consul-Index equal to it. A higher index is no
-// evidence: check writes move a service's index too, so one flapping check
-// would otherwise "explain" every other service's moves (a burst of 100
-// check-less registrations once stayed at ~40 instances for good that way;
-// TestWatcherSeesCheckLessBurst). A move still unexplained three coalescing
-// windows after it was seen, with no fetch in flight, triggers a refetch of
-// every service. It also refetches every service when an index goes
-// backwards (a restarted -dev agent, a restored snapshot), when Consul
+// # Only the non-passing checks
+//
+// Passing checks are not watched: /v1/health/state/any is every check
+// (13.5 MB for 30,000), and Consul re-sends it whole on every check change.
+// A non-passing query is as large as the unhealthy set. Consul's blocking
+// query on /v1/health/state/<status> wakes when a check enters, leaves or
+// changes within that status (its watch is on the status index) and
+// answers with the checks table's index. A check that leaves both sets
+// became passing or was deregistered; one that moves from critical to
+// warning leaves one set and enters the other; a passing check added or
+// removed does not change health (no checks aggregates as passing too).
+// Maintenance mode is Consul's critical _service_maintenance:<id> and
+// _node_maintenance checks. Two status queries rather than one
+// /v1/health/state/any?filter=Status!="passing": Consul evaluates a filter
+// on every check of the table on every check change, where a status query
+// reads its status index only and wakes only for its status (30,000
+// checks, 10 unhealthy, on a dev agent: 0.3 ms per status query, 31 ms for
+// the filtered one, 340 ms and 13 MB for the unfiltered one).
+//
+// The diffs of consecutive responses name every service whose non-passing
+// checks changed between them, but a fetch can land between two responses
+// and show a state neither shows (passing → critical → passing in
+// between), or come from a lagging server and show a state older than the
+// response that named the service. Each fetch is therefore verified
+// against each set (verify in health.go): if the fetch's X-Consul-Index
+// (the service's last write, checks included) is at most the set's index
+// and their non-passing checks for the service differ, the fetch is the
+// older one and the service is refetched; a fetch with a higher index is
+// verified when the set's next response arrives (its checks changed after
+// the set's index, which wakes the set's query). TestWatcherSeesTransition-
+// BetweenTwoPolls and TestWatcherRefetchesStaleFetch hold those races.
+//
+// # Catalog moves that nothing names
+//
+// One change is invisible to the name diff and the non-passing diffs: an
+// instance added, changed or removed under an existing name with passing
+// checks or none. The catalog index still moves, so each move (but one
+// that removes a name) is kept until a targeted fetch shows it to be that
+// service's write: an instance whose ModifyIndex is the catalog index, or,
+// when an instance is gone, a per-service X-Consul-Index equal to it. A
+// higher index is no evidence: check writes move a service's index too, so
+// one flapping check would otherwise "explain" every other service's moves
+// (a burst of 100 check-less registrations once stayed at ~40 instances for
+// good that way; TestWatcherSeesCheckLessBurst). A move still unexplained
+// three coalescing windows after it was seen, with no fetch in flight,
+// causes a probe: one non-blocking read of /v1/health/state/any, whose
+// service-level check IDs are compared with each service's last fetch;
+// the services that differ are fetched (an instance with checks comes and
+// goes with them). A move the probe's fetches leave unexplained for three
+// more windows triggers a refetch of every service (a check-less instance,
+// or one changed in place). Every service is also refetched when an index
+// goes backwards (a restarted -dev agent, a restored snapshot), when Consul
 // becomes reachable after an outage (it may have restarted meanwhile), and
-// every Options.Resync (10 minutes) as a safety net for changes that a later
-// visible change in the same window could mask (the catalog reports only
-// the window's last index).
+// every Options.Resync (10 minutes) as a safety net for changes that a
+// later visible change in the same window could mask (the catalog reports
+// only the window's last index).
 // A full refetch is one request per service name (sidecar services
-// included) at bounded concurrency: acceptable as an exception, which is
-// why it is not the rule.
+// included) at bounded concurrency, and a probe one read of every check:
+// acceptable as exceptions, which is why neither is on the path of a check
+// change.
 //
 // Blocking queries follow Consul's documented rules: an index of 0 is
 // treated as 1, an index that goes backwards resets the wait index to 0, an
@@ -73,7 +114,10 @@
 // after the first change, and a snapshot is published at most once per
 // window, after the fetches in flight have landed (fetches may defer a due
 // publish by at most ten windows, so snapshots flow under constant churn).
-// 500 registrations in about 3 s give 12 to 16 snapshots
+// The first change after a quiet window (no fetch and no publish for a
+// whole window) is the exception: it is fetched and published at once, so
+// a lone check change waits for no window; what follows it waits for the
+// next. 500 registrations in about 3 s give 12 to 17 snapshots
 // (TestWatcherCoalescesBurst).
 //
 // # Consul unreachable

@@ -18,10 +18,6 @@ type kindEntries struct {
 	list []RawEntry
 }
 
-type checkKey struct{ node, id string }
-
-type checkState struct{ status, serviceID, serviceName string }
-
 // loop is the watcher's event loop: the only goroutine that reads or
 // writes the state below. Watch goroutines and fetch batches talk to it
 // through channels.
@@ -32,10 +28,11 @@ type loop struct {
 	log *zap.Logger
 
 	catalogCh chan update[map[string][]string]
-	checksCh  chan update[api.HealthChecks]
+	checksCh  chan update[statusChecks]
 	entriesCh chan update[kindEntries]
 	errCh     chan watchError
 	fetchedCh chan *fetchBatch
+	probedCh  chan probeResult
 
 	b  *builder
 	dc string
@@ -43,23 +40,30 @@ type loop struct {
 	catalog      map[string][]string // service name → tags
 	catalogIndex uint64
 	catalogSeen  bool
-	checks       map[checkKey]checkState
-	checksIndex  uint64
-	checksSeen   bool
-	entries      map[mesh.EntryKind][]RawEntry
-	entryIndex   map[mesh.EntryKind]uint64
+	// sets holds the non-passing checks by status; health what each
+	// service's last fetch showed of its checks.
+	sets       map[string]*checkSet
+	health     map[string]*fetchedHealth
+	mismatches map[string]mismatch
+	entries    map[mesh.EntryKind][]RawEntry
+	entryIndex map[mesh.EntryKind]uint64
 
 	// Fetching: names waiting, and at most one batch in flight.
 	pending        map[string]bool
 	pendingSince   time.Time
+	lastFetch      time.Time // when the last batch started
 	inflight       bool
 	fetchFailures  int
 	fetchNotBefore time.Time
 	// seenIndex is the highest index a service fetch returned.
 	seenIndex uint64
-	// unexplained maps each catalog index that no fetch has yet shown to
-	// be a write of the service fetched (see explain) to when it was seen.
-	unexplained map[uint64]time.Time
+	// unexplained holds each catalog index that no fetch has yet shown to
+	// be a write of the service fetched (see explain and probe.go).
+	unexplained map[uint64]*move
+	// probing: a probe is in flight; probeNamed: the services the last
+	// probe named that have not been fetched since.
+	probing     bool
+	probeNamed  map[string]bool
 	dirty       bool
 	dirtySince  time.Time
 	lastPublish time.Time
@@ -73,27 +77,35 @@ type loop struct {
 }
 
 func newLoop(w *Watcher, ctx context.Context, wg *sync.WaitGroup) *loop {
-	return &loop{
+	l := &loop{
 		w:           w,
 		ctx:         ctx,
 		wg:          wg,
 		log:         w.log,
 		catalogCh:   make(chan update[map[string][]string]),
-		checksCh:    make(chan update[api.HealthChecks]),
+		checksCh:    make(chan update[statusChecks]),
 		entriesCh:   make(chan update[kindEntries]),
 		errCh:       make(chan watchError),
 		fetchedCh:   make(chan *fetchBatch),
+		probedCh:    make(chan probeResult),
 		b:           newBuilder(),
 		dc:          w.opts.Datacenter,
 		catalog:     map[string][]string{},
-		checks:      map[checkKey]checkState{},
+		sets:        map[string]*checkSet{},
+		health:      map[string]*fetchedHealth{},
+		mismatches:  map[string]mismatch{},
 		entries:     map[mesh.EntryKind][]RawEntry{},
 		entryIndex:  map[mesh.EntryKind]uint64{},
 		pending:     map[string]bool{},
-		unexplained: map[uint64]time.Time{},
+		unexplained: map[uint64]*move{},
+		probeNamed:  map[string]bool{},
 		lastErrors:  map[mesh.EntryError]bool{},
 		failing:     map[string]bool{},
 	}
+	for _, status := range nonPassing {
+		l.sets[status] = newCheckSet(status)
+	}
+	return l
 }
 
 func (l *loop) run() {
@@ -114,7 +126,7 @@ func (l *loop) run() {
 			l.reachable(sourceCatalog)
 		case u := <-l.checksCh:
 			l.onChecks(u)
-			l.reachable(sourceChecks)
+			l.reachable(checksSource(u.value.status))
 		case u := <-l.entriesCh:
 			l.onEntries(u)
 			l.reachable(entriesSource(u.value.kind))
@@ -122,6 +134,8 @@ func (l *loop) run() {
 			l.unreachable(e.source, e.err)
 		case b := <-l.fetchedCh:
 			l.onFetched(b)
+		case r := <-l.probedCh:
+			l.onProbe(r)
 		case <-resync:
 			l.resyncAll("periodic resync")
 		case <-timer.C:
@@ -158,6 +172,7 @@ func (l *loop) resyncAll(reason string) {
 	}
 	// The refetch starts after every move seen so far.
 	clear(l.unexplained)
+	clear(l.probeNamed)
 }
 
 func (l *loop) onCatalog(u update[map[string][]string]) {
@@ -177,6 +192,7 @@ func (l *loop) onCatalog(u update[map[string][]string]) {
 		for name := range old {
 			if _, ok := l.catalog[name]; !ok {
 				l.b.removeService(name)
+				l.forgetFetched(name)
 				l.markDirty(time.Now())
 			}
 		}
@@ -191,7 +207,9 @@ func (l *loop) onCatalog(u update[map[string][]string]) {
 	for name := range old {
 		if _, ok := l.catalog[name]; !ok {
 			l.b.removeService(name)
+			l.forgetFetched(name)
 			delete(l.pending, name)
+			delete(l.probeNamed, name)
 			l.markDirty(time.Now())
 			removed = true
 		}
@@ -202,53 +220,8 @@ func (l *loop) onCatalog(u update[map[string][]string]) {
 		// name diff or the checks watch usually names the service, and
 		// its fetch then shows the write (explains); if none does, resync.
 		// (A removed name is the write itself: nothing to fetch.)
-		l.unexplained[u.index] = time.Now()
-	}
-}
-
-func (l *loop) onChecks(u update[api.HealthChecks]) {
-	next := make(map[checkKey]checkState, len(u.value))
-	for _, c := range u.value {
-		if c == nil {
-			continue
-		}
-		next[checkKey{c.Node, c.CheckID}] = checkState{status: c.Status, serviceID: c.ServiceID, serviceName: c.ServiceName}
-	}
-	old := l.checks
-	l.checks, l.checksIndex = next, u.index
-	if !l.checksSeen {
-		// The first read is covered by the initial full fetch. After a
-		// reset the diff below is still right: it compares content.
-		l.checksSeen = true
-		l.markDirty(time.Now())
-		return
-	}
-	nodes := map[string]bool{}
-	affect := func(k checkKey, s checkState) {
-		if s.serviceID == "" {
-			nodes[k.node] = true // a node check: every service on the node
-		} else if _, ok := l.catalog[s.serviceName]; ok {
-			l.markPending(s.serviceName)
-		}
-	}
-	for k, s := range next {
-		if o, ok := old[k]; !ok || o != s {
-			affect(k, s)
-		}
-	}
-	for k, s := range old {
-		if _, ok := next[k]; !ok {
-			affect(k, s)
-		}
-	}
-	if len(nodes) > 0 {
-		for name, p := range l.b.services {
-			for _, inst := range p.instances {
-				if nodes[inst.Node] {
-					l.markPending(name)
-					break
-				}
-			}
+		if _, ok := l.unexplained[u.index]; !ok {
+			l.unexplained[u.index] = &move{seen: time.Now()}
 		}
 	}
 }
@@ -280,12 +253,15 @@ func (l *loop) onFetched(b *fetchBatch) {
 			continue
 		}
 		l.explain(b.indexes[i], l.b.services[name], b.entries[i])
+		delete(l.probeNamed, name)
 		if _, ok := l.catalog[name]; !ok || len(b.entries[i]) == 0 {
 			// Deregistered while we fetched: the catalog diff (or its
 			// next move) removes the name.
 			l.b.removeService(name)
+			l.forgetFetched(name)
 			continue
 		}
+		l.setFetched(name, b.indexes[i], b.entries[i])
 		if l.dc == "" {
 			if n := b.entries[i][0].Node; n != nil {
 				l.dc = n.Datacenter
@@ -339,15 +315,6 @@ func (l *loop) explain(index uint64, old *serviceParts, entries []*api.ServiceEn
 			return
 		}
 	}
-}
-
-// checkUnexplained resyncs when a catalog move is still unexplained after
-// its grace period and no fetch in flight may yet explain it.
-func (l *loop) checkUnexplained(now time.Time) {
-	if len(l.unexplained) == 0 || l.inflight || now.Before(l.unexplainedAt()) {
-		return
-	}
-	l.resyncAll("catalog changed without a visible diff")
 }
 
 func latest(a, b time.Time) time.Time {

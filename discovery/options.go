@@ -8,8 +8,9 @@ type Options struct {
 	// Coalesce is the window that batches bursts of Consul changes into one
 	// rebuild: at most one snapshot is published per window, and a change
 	// is published at the latest about one window (plus fetch time) after
-	// Consul reported it. It also spaces consecutive blocking queries of one
-	// watch (Consul's "rate limit" guidance). Default 150ms.
+	// Consul reported it; the first change after a quiet window is fetched
+	// and published at once. It also spaces consecutive blocking queries of
+	// one watch (Consul's "rate limit" guidance). Default 150ms.
 	Coalesce time.Duration
 	// WaitTime is the longest a blocking query waits (Consul caps it at
 	// 10m). Default 5m.

@@ -152,9 +152,9 @@ func TestWatcherCoalescesBurst(t *testing.T) {
 	if got >= 50 {
 		t.Errorf("%d snapshots for %d registrations, want < 50", got, n)
 	}
-	// 7 blocking queries + 8 fetches.
-	if m := counter.max.Load(); m > int64(2+len(entryKinds)+8) {
-		t.Errorf("%d concurrent requests to Consul, want at most %d", m, 2+len(entryKinds)+8)
+	// 8 blocking queries + 8 fetches + 1 probe.
+	if want := int64(1 + len(nonPassing) + len(entryKinds) + 8 + 1); counter.max.Load() > want {
+		t.Errorf("%d concurrent requests to Consul, want at most %d", counter.max.Load(), want)
 	}
 }
 

@@ -14,9 +14,10 @@ const unreachableLogEvery = 30 * time.Second
 // Query names, as logged.
 const (
 	sourceCatalog = "catalog/services"
-	sourceChecks  = "health/state/any"
 	sourceFetch   = "health/service"
 )
+
+func checksSource(status string) string { return "health/state/" + status }
 
 func entriesSource(kind mesh.EntryKind) string { return "config/" + string(kind) }
 

@@ -20,29 +20,31 @@ func (l *loop) canPublish() bool {
 	}
 	// Every service is fetched once the catalog has been read, nothing is
 	// pending and nothing in flight (failed fetches go back to pending).
-	return l.catalogSeen && l.checksSeen && len(l.entryIndex) == len(entryKinds) && len(l.pending) == 0
+	return l.catalogSeen && l.checksSeen() && len(l.entryIndex) == len(entryKinds) && len(l.pending) == 0
 }
 
+// fetchAt and publishAt coalesce on the trailing edge of a window, except
+// for the first change after a quiet window (no fetch started, no
+// publish, for a whole window before it): that one is fetched and
+// published at once (a leading edge), and what follows it within the
+// window waits for the next. A lone check change then costs no window at
+// all, and a burst still gives at most one publish per window.
 func (l *loop) fetchAt() time.Time {
-	return latest(l.pendingSince.Add(l.w.opts.Coalesce), l.fetchNotBefore)
+	c := l.w.opts.Coalesce
+	at := l.pendingSince.Add(c)
+	if l.pendingSince.Sub(l.lastFetch) >= c {
+		at = l.pendingSince
+	}
+	return latest(at, l.fetchNotBefore)
 }
 
 func (l *loop) publishAt() time.Time {
 	c := l.w.opts.Coalesce
-	return latest(l.dirtySince.Add(c), l.lastPublish.Add(c))
-}
-
-// unexplainedAt is when the oldest unexplained catalog move has had its
-// grace period: time for the diffs to name the service that moved it and
-// for that service's fetch to land.
-func (l *loop) unexplainedAt() time.Time {
-	var oldest time.Time
-	for _, seen := range l.unexplained {
-		if oldest.IsZero() || seen.Before(oldest) {
-			oldest = seen
-		}
+	at := l.dirtySince.Add(c)
+	if l.dirtySince.Sub(l.lastPublish) >= c {
+		at = l.dirtySince
 	}
-	return oldest.Add(3 * l.w.opts.Coalesce)
+	return latest(at, l.lastPublish.Add(c))
 }
 
 func (l *loop) nextWake() (time.Time, bool) {
@@ -59,8 +61,8 @@ func (l *loop) nextWake() (time.Time, bool) {
 	if l.canPublish() {
 		consider(l.publishAt())
 	}
-	if len(l.unexplained) > 0 && !l.inflight {
-		consider(l.unexplainedAt())
+	if at, ok := l.unexplainedAt(); ok {
+		consider(at)
 	}
 	return at, ok
 }
@@ -88,12 +90,13 @@ func (l *loop) startFetch() {
 	b := &fetchBatch{since: l.pendingSince, names: slices.Sorted(maps.Keys(l.pending))}
 	clear(l.pending)
 	l.inflight = true
+	l.lastFetch = time.Now()
 	client, conc, done := l.w.client, l.w.opts.FetchConcurrency, l.fetchedCh
 	l.wg.Go(func() { fetchServices(l.ctx, client, conc, b, done) })
 }
 
 func (l *loop) index() uint64 {
-	idx := max(l.catalogIndex, l.checksIndex, l.seenIndex)
+	idx := max(l.catalogIndex, l.checksIndex(), l.seenIndex)
 	for _, i := range l.entryIndex {
 		idx = max(idx, i)
 	}

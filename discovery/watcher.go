@@ -111,11 +111,14 @@ func (w *Watcher) Run(ctx context.Context) error {
 	wg.Go(func() {
 		watch(ctx, w.opts, sourceCatalog, w.client.Catalog().Services, l.catalogCh, l.errCh)
 	})
-	wg.Go(func() {
-		watch(ctx, w.opts, sourceChecks, func(q *api.QueryOptions) (api.HealthChecks, *api.QueryMeta, error) {
-			return w.client.Health().State(api.HealthAny, q)
-		}, l.checksCh, l.errCh)
-	})
+	for _, status := range nonPassing {
+		wg.Go(func() {
+			watch(ctx, w.opts, checksSource(status), func(q *api.QueryOptions) (statusChecks, *api.QueryMeta, error) {
+				list, meta, err := w.client.Health().State(status, q)
+				return statusChecks{status: status, list: list}, meta, err
+			}, l.checksCh, l.errCh)
+		})
+	}
 	for _, kind := range entryKinds {
 		wg.Go(func() {
 			watch(ctx, w.opts, entriesSource(kind), func(q *api.QueryOptions) (kindEntries, *api.QueryMeta, error) {

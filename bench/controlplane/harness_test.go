@@ -3,6 +3,8 @@ package main
 import (
 	"testing"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -57,5 +59,29 @@ func TestTopology(t *testing.T) {
 		if hot(j)%2 != 1 {
 			t.Errorf("hot(%d) = %d has sidecars", j, hot(j))
 		}
+	}
+}
+
+// TestCheckChangeCountsHealthyEndpoints: sidecars receive a critical
+// instance as an UNHEALTHY endpoint, so "instance 0 failed" is two
+// endpoints that are not UNHEALTHY, not two endpoints.
+func TestCheckChangeCountsHealthyEndpoints(t *testing.T) {
+	c := newClient("sidecar-0", 0, false)
+	fail := checkChanges(topology{services: 20, proxies: 1}, nil, []*client{c}, 1)[0]
+	cla := func(statuses ...corev3.HealthStatus) *endpointv3.ClusterLoadAssignment {
+		var lb []*endpointv3.LbEndpoint
+		for _, s := range statuses {
+			lb = append(lb, &endpointv3.LbEndpoint{HealthStatus: s})
+		}
+		return &endpointv3.ClusterLoadAssignment{Endpoints: []*endpointv3.LocalityLbEndpoints{{LbEndpoints: lb}}}
+	}
+	name := clusterOf(hot(0))
+	c.endpoints[name] = cla(corev3.HealthStatus_HEALTHY, corev3.HealthStatus_HEALTHY, corev3.HealthStatus_HEALTHY)
+	if fail.cond(c) {
+		t.Errorf("three healthy endpoints meet the failure")
+	}
+	c.endpoints[name] = cla(corev3.HealthStatus_HEALTHY, corev3.HealthStatus_UNHEALTHY, corev3.HealthStatus_HEALTHY)
+	if !fail.cond(c) {
+		t.Errorf("two healthy endpoints and one UNHEALTHY do not meet the failure")
 	}
 }

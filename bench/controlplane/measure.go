@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"github.com/hashicorp/consul/api"
 
 	"github.com/seed-a778acb4/consulate/xds"
@@ -204,11 +205,17 @@ func checkChanges(t topology, c *api.Client, clients []*client, n int) []change 
 		name := clusterOf(svc)
 		out = append(out, change{
 			affected: hotClients(clients, j),
+			// Sidecars receive critical endpoints too, marked UNHEALTHY
+			// (xds/doc.go): count the others.
 			cond: func(c *client) bool {
 				cla := c.endpoints[name]
 				n := 0
 				for _, l := range cla.GetEndpoints() {
-					n += len(l.GetLbEndpoints())
+					for _, e := range l.GetLbEndpoints() {
+						if e.GetHealthStatus() != corev3.HealthStatus_UNHEALTHY {
+							n++
+						}
+					}
 				}
 				return n == want
 			},
