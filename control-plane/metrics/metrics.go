@@ -33,6 +33,11 @@ type Metrics struct {
 	// configurations are skipped and counted in SnapshotsUnchanged.
 	SnapshotsSet       prometheus.Counter
 	SnapshotsUnchanged prometheus.Counter
+	// StagedSteps counts the intermediate make-before-break snapshots set
+	// (clusters before the routes that use them, routes before the
+	// clusters they stop using), by how the step before ended: "answered"
+	// (every stream ACKed or NACKed it) or "timeout".
+	StagedSteps *prometheus.CounterVec
 	// TranslateErrors counts failed translations (the proxy keeps its last
 	// configuration).
 	TranslateErrors prometheus.Counter
@@ -86,6 +91,10 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "consulate_cp_snapshots_unchanged_total",
 			Help: "Proxy snapshots rebuilt with unchanged versions and therefore not re-pushed.",
 		}),
+		StagedSteps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "consulate_cp_staged_steps_total",
+			Help: "Make-before-break steps set after the step before was answered by the proxy (outcome=answered) or not in time (outcome=timeout).",
+		}, []string{"outcome"}),
 		TranslateErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "consulate_cp_translate_errors_total",
 			Help: "Failed translations; the proxy keeps its last configuration.",
@@ -100,7 +109,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		}),
 	}
 	reg.MustRegister(m.ConnectedProxies, m.Streams, m.Pushes, m.ACKs, m.NACKs,
-		m.PushDuration, m.RebuildDuration, m.SnapshotsSet, m.SnapshotsUnchanged, m.TranslateErrors,
+		m.PushDuration, m.RebuildDuration, m.SnapshotsSet, m.SnapshotsUnchanged, m.StagedSteps, m.TranslateErrors,
 		m.ConfigEntryErrors, m.FailingProxies)
 	return m
 }

@@ -127,9 +127,9 @@ func (b *builder) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-b.streams.answered:
-			b.advance(ctx, false)
+			b.advance(ctx)
 		case <-stepTimer.C:
-			b.advance(ctx, true)
+			b.advance(ctx)
 		case <-changed:
 			// Coalesce a burst: wait for debounce of quiet, but never more
 			// than maxDelay after the first change of the burst.
@@ -442,16 +442,19 @@ func (b *builder) collectStaging(nodes []*built) {
 
 // advance sets the next step of every staged change whose node has answered
 // the step before, or whose deadline passed.
-func (b *builder) advance(ctx context.Context, timedOut bool) {
+func (b *builder) advance(ctx context.Context) {
 	now := time.Now()
 	for id, e := range b.staging {
 		st := e.stage
-		late := now.After(st.deadline)
-		if !late && !b.streams.answeredAll(id, st.wait) {
+		answered := b.streams.answeredAll(id, st.wait)
+		if !answered && !now.After(st.deadline) {
 			continue
 		}
-		if late && timedOut {
-			b.log.Debug("staged change: step not answered in time; going on", zap.String("node_id", id))
+		outcome := "answered"
+		if !answered {
+			outcome = "timeout"
+			b.log.Debug("make-before-break: step not answered in time; going on", zap.String("node_id", id),
+				zap.Any("waiting_for", st.wait))
 		}
 		next := st.next[0]
 		if err := b.cache.SetSnapshot(ctx, id, next); err != nil {
@@ -459,6 +462,9 @@ func (b *builder) advance(ctx context.Context, timedOut bool) {
 			delete(b.staging, id)
 			e.stage = nil
 			continue
+		}
+		if b.metrics != nil {
+			b.metrics.StagedSteps.WithLabelValues(outcome).Inc()
 		}
 		st.wait = waitFor(e.cur, next)
 		e.cur = next

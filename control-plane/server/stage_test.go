@@ -202,6 +202,13 @@ func TestMakeBeforeBreak(t *testing.T) {
 			if v := m.Violations(); len(v) > 0 {
 				t.Errorf("the client's config was inconsistent %d times:\n%s", len(v), strings.Join(v, "\n"))
 			}
+			// A client that answers everything never makes a step wait
+			// for its deadline.
+			answered := value(ts.metrics.StagedSteps.WithLabelValues("answered"))
+			timeouts := value(ts.metrics.StagedSteps.WithLabelValues("timeout"))
+			if answered == 0 || timeouts != 0 {
+				t.Errorf("staged steps: %v answered, %v timed out; want some answered and none timed out", answered, timeouts)
+			}
 		})
 	}
 }
