@@ -64,8 +64,8 @@
 // and their non-passing checks for the service differ, the fetch is the
 // older one and the service is refetched; a fetch with a higher index is
 // verified when the set's next response arrives (its checks changed after
-// the set's index, which wakes the set's query). TestWatcherSeesTransition-
-// BetweenTwoPolls and TestWatcherRefetchesStaleFetch hold those races.
+// the set's index, which wakes the set's query). Tests hold both races:
+// TestWatcherSeesTransitionBetweenTwoPolls, TestWatcherRefetchesStaleFetch.
 //
 // # Catalog moves that nothing names
 //
