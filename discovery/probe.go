@@ -64,7 +64,8 @@ func (l *loop) startProbe(now time.Time) {
 	l.probing = true
 	l.lastProbe = now
 	for _, m := range l.moves {
-		m.probing = true
+		// A move already probed waits for its fetches or a refetch.
+		m.probing = !m.probed
 	}
 	l.log.Debug("probing every check for catalog moves", zap.Int("moves", len(l.moves)))
 	ctx, client, done := l.ctx, l.w.client, l.probedCh
