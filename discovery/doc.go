@@ -64,37 +64,39 @@
 // and their non-passing checks for the service differ, the fetch is the
 // older one and the service is refetched; a fetch with a higher index is
 // verified when the set's next response arrives (its checks changed after
-// the set's index, which wakes the set's query). TestWatcherSeesTransition-
-// BetweenTwoPolls and TestWatcherRefetchesStaleFetch hold those races.
+// the set's index, which wakes the set's query). Tests hold both races:
+// TestWatcherSeesTransitionBetweenTwoPolls, TestWatcherRefetchesStaleFetch.
 //
 // # Catalog moves that nothing names
 //
 // One change is invisible to the name diff and the non-passing diffs: an
 // instance added, changed or removed under an existing name with passing
-// checks or none. The catalog index still moves, so each move (but one
-// that removes a name) is kept until a targeted fetch shows it to be that
-// service's write: an instance whose ModifyIndex is the catalog index, or,
-// when an instance is gone, a per-service X-Consul-Index equal to it. A
-// higher index is no evidence: check writes move a service's index too, so
-// one flapping check would otherwise "explain" every other service's moves
-// (a burst of 100 check-less registrations once stayed at ~40 instances for
-// good that way; TestWatcherSeesCheckLessBurst). A move still unexplained
-// three coalescing windows after it was seen, with no fetch in flight,
-// causes a probe: one non-blocking read of /v1/health/state/any, whose
-// service-level check IDs are compared with each service's last fetch;
-// the services that differ are fetched (an instance with checks comes and
-// goes with them). A move the probe's fetches leave unexplained for three
-// more windows triggers a refetch of every service (a check-less instance,
-// or one changed in place). Every service is also refetched when an index
-// goes backwards (a restarted -dev agent, a restored snapshot), when Consul
-// becomes reachable after an outage (it may have restarted meanwhile), and
-// every Options.Resync (10 minutes) as a safety net for changes that a
-// later visible change in the same window could mask (the catalog reports
-// only the window's last index).
+// checks or none. The catalog index still moves, so each move is kept
+// until a targeted fetch shows it to be that service's write (a removed
+// name is its own): an instance whose ModifyIndex is the catalog index,
+// or, when an instance is gone, a per-service X-Consul-Index equal to it.
+// A higher index is no evidence: check writes move a service's index too,
+// so one flapping check would otherwise "explain" every other service's
+// moves (a burst of 100 check-less registrations once stayed at ~40
+// instances for good that way; TestWatcherSeesCheckLessBurst). And a move
+// can hide another: a response covers every write since the previous one
+// and reports only the last index, and one transaction can write several
+// services. So every move is also followed by a probe (probe.go): one
+// non-blocking read of /v1/health/state/any, three coalescing windows
+// later (one probe covers every move before it, and probes are spaced as
+// much), whose service-level check IDs are compared with each service's
+// last fetch; the services that differ are fetched (an instance with
+// checks comes and goes with them; TestWatcherSeesMaskedRegistration). A
+// move that no fetch has explained once the probe's fetches have landed
+// triggers a refetch of every service (a check-less instance, or one
+// changed in place). A check-less instance hidden behind another write is
+// left to the periodic resync. Every service is also refetched when an
+// index goes backwards (a restarted -dev agent, a restored snapshot), when
+// Consul becomes reachable after an outage (it may have restarted
+// meanwhile), and every Options.Resync (10 minutes) as that safety net.
 // A full refetch is one request per service name (sidecar services
-// included) at bounded concurrency, and a probe one read of every check:
-// acceptable as exceptions, which is why neither is on the path of a check
-// change.
+// included) at bounded concurrency, and a probe one read of every check
+// (13 MB for 30,000): costs of registrations, never of a check change.
 //
 // Blocking queries follow Consul's documented rules: an index of 0 is
 // treated as 1, an index that goes backwards resets the wait index to 0, an

@@ -365,3 +365,94 @@ func TestWatcherRefetchesStaleFetch(t *testing.T) {
 		t.Errorf("%d stale responses served, want 1: the test no longer exercises a stale fetch", p.replayed.Load())
 	}
 }
+
+// serviceIndex is the ModifyIndex of a service's instance in the catalog
+// (0 until it is there).
+func serviceIndex(a *consultest.Agent, service, id string) uint64 {
+	entries, _, err := a.Client.Catalog().Service(service, "", nil)
+	if err != nil {
+		return 0
+	}
+	for _, e := range entries {
+		if e.ServiceID == id {
+			return e.ModifyIndex
+		}
+	}
+	return 0
+}
+
+// TestWatcherSeesMaskedRegistration: an instance added under an existing
+// name with a passing check is named by nothing the watches diff, and the
+// catalog response that covers it may report another write's index only
+// (here a new name, whose fetch explains that index), or the instance may
+// come in one transaction with another service. The probe after each
+// catalog move must find it; the periodic resync is off.
+func TestWatcherSeesMaskedRegistration(t *testing.T) {
+	passing := func(id string) *api.AgentServiceCheck {
+		return &api.AgentServiceCheck{CheckID: id + "-ttl", TTL: "10m", Status: api.HealthPassing}
+	}
+	t.Run("two writes in one catalog response", func(t *testing.T) {
+		a := consultest.Start(t)
+		var g *gate
+		client := testClient(t, a, func(next http.RoundTripper) http.RoundTripper {
+			g = newGate(next, "/v1/catalog/services")
+			return g
+		})
+		defer g.open()
+		w := startWatcher(t, client, Options{Coalesce: 50 * time.Millisecond, Resync: -1}, zaptest.NewLogger(t))
+		agent := a.Client.Agent()
+		if err := agent.ServiceRegister(&api.AgentServiceRegistration{ID: "pay-1", Name: "pay", Port: 8001, Check: passing("pay-1")}); err != nil {
+			t.Fatal(err)
+		}
+		waitSnapshot(t, w, 20*time.Second, "pay-1", healthIs(map[string]mesh.Health{"pay-1": mesh.HealthPassing}))
+
+		// Hold the catalog watch between two queries.
+		g.close()
+		if err := agent.ServiceRegister(&api.AgentServiceRegistration{ID: "warmup-1", Name: "warmup", Port: 8002}); err != nil {
+			t.Fatal(err)
+		}
+		var warmup uint64
+		waitUntil(t, 10*time.Second, "warmup in the catalog", func() bool {
+			warmup = serviceIndex(a, "warmup", "warmup-1")
+			return warmup != 0
+		})
+		g.holdAfter(t, warmup)
+		if err := agent.ServiceRegister(&api.AgentServiceRegistration{ID: "pay-2", Name: "pay", Port: 8003, Check: passing("pay-2")}); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, 10*time.Second, "pay-2 in the catalog", func() bool { return serviceIndex(a, "pay", "pay-2") != 0 })
+		if err := agent.ServiceRegister(&api.AgentServiceRegistration{ID: "late-1", Name: "late", Port: 8004, Check: passing("late-1")}); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, 10*time.Second, "late in the catalog", func() bool { return serviceIndex(a, "late", "late-1") != 0 })
+		g.open()
+		waitSnapshot(t, w, 10*time.Second, "pay-2 and late-1", healthIs(map[string]mesh.Health{
+			"pay-1": mesh.HealthPassing, "pay-2": mesh.HealthPassing, "late-1": mesh.HealthPassing}))
+	})
+	t.Run("one transaction", func(t *testing.T) {
+		a := consultest.Start(t)
+		w := startWatcher(t, a.Client, Options{Coalesce: 50 * time.Millisecond, Resync: -1}, zaptest.NewLogger(t))
+		// Another node: the agent's anti-entropy removes what it did not
+		// register from its own.
+		node := api.Node{Node: "ext", Address: "10.0.0.9"}
+		check := func(id, name string) *api.TxnOp {
+			return &api.TxnOp{Check: &api.CheckTxnOp{Verb: api.CheckSet, Check: api.HealthCheck{
+				Node: node.Node, CheckID: id + "-ttl", Name: "app", Status: api.HealthPassing, ServiceID: id, ServiceName: name}}}
+		}
+		service := func(id, name string) *api.TxnOp {
+			return &api.TxnOp{Service: &api.ServiceTxnOp{Verb: api.ServiceSet, Node: node.Node, Service: api.AgentService{ID: id, Service: name, Port: 80}}}
+		}
+		txn := func(ops ...*api.TxnOp) {
+			t.Helper()
+			ok, resp, _, err := a.Client.Txn().Txn(ops, nil)
+			if err != nil || !ok {
+				t.Fatalf("txn: %v %v", err, resp)
+			}
+		}
+		txn(&api.TxnOp{Node: &api.NodeTxnOp{Verb: api.NodeSet, Node: node}}, service("pay-1", "pay"), check("pay-1", "pay"))
+		waitSnapshot(t, w, 20*time.Second, "pay-1", healthIs(map[string]mesh.Health{"pay-1": mesh.HealthPassing}))
+		txn(service("pay-2", "pay"), check("pay-2", "pay"), service("new-1", "new"), check("new-1", "new"))
+		waitSnapshot(t, w, 10*time.Second, "pay-2 and new-1", healthIs(map[string]mesh.Health{
+			"pay-1": mesh.HealthPassing, "pay-2": mesh.HealthPassing, "new-1": mesh.HealthPassing}))
+	})
+}

@@ -84,5 +84,13 @@ func describe(s *mesh.Snapshot) string {
 	if len(names) > 20 {
 		names = append(names[:20], "...")
 	}
-	return fmt.Sprintf("index %d, services %s, config errors %v", s.Index, strings.Join(names, ","), s.Config.Errors)
+	var insts []string
+	for _, name := range names {
+		if svc := s.Services[name]; svc != nil && len(insts) < 20 {
+			for _, inst := range svc.Instances {
+				insts = append(insts, inst.ID+"="+string(inst.Health))
+			}
+		}
+	}
+	return fmt.Sprintf("index %d, services %s, instances %s, config errors %v", s.Index, strings.Join(names, ","), strings.Join(insts, ","), s.Config.Errors)
 }

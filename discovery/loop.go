@@ -57,12 +57,14 @@ type loop struct {
 	fetchNotBefore time.Time
 	// seenIndex is the highest index a service fetch returned.
 	seenIndex uint64
-	// unexplained holds each catalog index that no fetch has yet shown to
-	// be a write of the service fetched (see explain and probe.go).
-	unexplained map[uint64]*move
+	// moves holds each catalog index until a fetch has shown it to be a
+	// write of the service fetched (see explain) and a probe has been read
+	// after it (see probe.go).
+	moves map[uint64]*move
 	// probing: a probe is in flight; probeNamed: the services the last
 	// probe named that have not been fetched since.
 	probing     bool
+	lastProbe   time.Time // when the last probe started or landed
 	probeNamed  map[string]bool
 	dirty       bool
 	dirtySince  time.Time
@@ -78,29 +80,29 @@ type loop struct {
 
 func newLoop(w *Watcher, ctx context.Context, wg *sync.WaitGroup) *loop {
 	l := &loop{
-		w:           w,
-		ctx:         ctx,
-		wg:          wg,
-		log:         w.log,
-		catalogCh:   make(chan update[map[string][]string]),
-		checksCh:    make(chan update[statusChecks]),
-		entriesCh:   make(chan update[kindEntries]),
-		errCh:       make(chan watchError),
-		fetchedCh:   make(chan *fetchBatch),
-		probedCh:    make(chan probeResult),
-		b:           newBuilder(),
-		dc:          w.opts.Datacenter,
-		catalog:     map[string][]string{},
-		sets:        map[string]*checkSet{},
-		health:      map[string]*fetchedHealth{},
-		mismatches:  map[string]mismatch{},
-		entries:     map[mesh.EntryKind][]RawEntry{},
-		entryIndex:  map[mesh.EntryKind]uint64{},
-		pending:     map[string]bool{},
-		unexplained: map[uint64]*move{},
-		probeNamed:  map[string]bool{},
-		lastErrors:  map[mesh.EntryError]bool{},
-		failing:     map[string]bool{},
+		w:          w,
+		ctx:        ctx,
+		wg:         wg,
+		log:        w.log,
+		catalogCh:  make(chan update[map[string][]string]),
+		checksCh:   make(chan update[statusChecks]),
+		entriesCh:  make(chan update[kindEntries]),
+		errCh:      make(chan watchError),
+		fetchedCh:  make(chan *fetchBatch),
+		probedCh:   make(chan probeResult),
+		b:          newBuilder(),
+		dc:         w.opts.Datacenter,
+		catalog:    map[string][]string{},
+		sets:       map[string]*checkSet{},
+		health:     map[string]*fetchedHealth{},
+		mismatches: map[string]mismatch{},
+		entries:    map[mesh.EntryKind][]RawEntry{},
+		entryIndex: map[mesh.EntryKind]uint64{},
+		pending:    map[string]bool{},
+		moves:      map[uint64]*move{},
+		probeNamed: map[string]bool{},
+		lastErrors: map[mesh.EntryError]bool{},
+		failing:    map[string]bool{},
 	}
 	for _, status := range nonPassing {
 		l.sets[status] = newCheckSet(status)
@@ -171,7 +173,7 @@ func (l *loop) resyncAll(reason string) {
 		l.markPending(name)
 	}
 	// The refetch starts after every move seen so far.
-	clear(l.unexplained)
+	clear(l.moves)
 	clear(l.probeNamed)
 }
 
@@ -214,14 +216,17 @@ func (l *loop) onCatalog(u update[map[string][]string]) {
 			removed = true
 		}
 	}
-	if !removed && u.index > prevIndex {
+	if u.index > prevIndex {
 		// Something in the services table moved: an instance added,
 		// changed or removed, maybe without touching the name's tags. The
 		// name diff or the checks watch usually names the service, and
-		// its fetch then shows the write (explains); if none does, resync.
-		// (A removed name is the write itself: nothing to fetch.)
-		if _, ok := l.unexplained[u.index]; !ok {
-			l.unexplained[u.index] = &move{seen: time.Now()}
+		// its fetch then shows the write (explains); if none does, a probe
+		// or a resync will. A removed name is the write itself, nothing
+		// to fetch; but the response covers every write since the last
+		// one and reports only the last, and one transaction can write
+		// several services: whatever else it covers is for a probe.
+		if _, ok := l.moves[u.index]; !ok {
+			l.moves[u.index] = &move{seen: time.Now(), explained: removed}
 		}
 	}
 }
@@ -293,7 +298,7 @@ func (l *loop) onFetched(b *fetchBatch) {
 // nothing: checks writes move a service's index too, so a service whose
 // check flaps would otherwise "explain" every other service's moves.
 func (l *loop) explain(index uint64, old *serviceParts, entries []*api.ServiceEntry) {
-	if len(l.unexplained) == 0 {
+	if len(l.moves) == 0 {
 		return
 	}
 	ids := make(map[checkKey]bool, len(entries))
@@ -301,18 +306,29 @@ func (l *loop) explain(index uint64, old *serviceParts, entries []*api.ServiceEn
 		if e == nil || e.Service == nil {
 			continue
 		}
-		delete(l.unexplained, e.Service.ModifyIndex)
+		l.explained(e.Service.ModifyIndex)
 		if e.Node != nil {
 			ids[checkKey{e.Node.Node, e.Service.ID}] = true
 		}
 	}
-	if _, ok := l.unexplained[index]; old == nil || !ok {
+	if _, ok := l.moves[index]; old == nil || !ok {
 		return
 	}
 	for _, inst := range old.instances {
 		if !ids[checkKey{inst.Node, inst.ID}] {
-			delete(l.unexplained, index)
+			l.explained(index)
 			return
+		}
+	}
+}
+
+// explained marks a catalog move as shown by a fetch; it is done once a
+// probe read after it has landed too.
+func (l *loop) explained(index uint64) {
+	if m := l.moves[index]; m != nil {
+		m.explained = true
+		if m.probed {
+			delete(l.moves, index)
 		}
 	}
 }

@@ -9,53 +9,70 @@ import (
 	"go.uber.org/zap"
 )
 
-// A catalog move (the /v1/catalog/services index) that no name diff and no
-// non-passing check names is an instance added, changed or removed under
-// an existing name with passing checks or none. Consul's HTTP API has no
-// query for "what was written at index N", so such a move is attributed in
-// two steps, each only when the one before left it unexplained for a grace
-// period of three coalescing windows:
+// A catalog move (the /v1/catalog/services index) says that the services
+// table was written, not which service. The name diff names new, removed
+// and retagged names, the non-passing checks name instances that come or
+// go unhealthy, and the fetch of a named service shows the write (see
+// explain). What neither names is an instance added, changed or removed
+// under an existing name with passing checks or none, and such a write
+// can hide behind another: a response covers every write since the last
+// one and reports only the last index, and one transaction can register
+// several services. Consul's HTTP API has no query for "what was written
+// since index N", so every move is followed by a probe: one non-blocking
+// read of every check (/v1/health/state/any), whose service-level check
+// IDs are compared with what each service's last fetch showed; the
+// services that differ are fetched (an instance with checks comes and
+// goes with its checks). A move that no fetch has explained once the
+// probe's fetches have landed is a check-less instance, or one changed in
+// place: every service is refetched.
 //
-//  1. a probe: one non-blocking /v1/health/state/any read, whose
-//     service-level check IDs are compared with what each service's last
-//     fetch showed; the services that differ are fetched (an instance with
-//     checks comes and goes with its checks);
-//  2. a refetch of every service (an instance without checks, or one that
-//     changed in place).
-//
-// The probe costs one large read (every check) where the refetch costs one
-// request per service name; neither is on the path of a check change.
+// A probe starts three coalescing windows after the oldest move it covers
+// (one probe covers every move before it) and at least that long after
+// the previous one, so a burst of registrations costs a probe every few
+// windows. It is one large read, on the path of registrations only; a
+// check change never causes one.
 
-// unexplainedGrace, in coalescing windows, is how long a catalog move may
-// stay unexplained before the next step.
+// unexplainedGrace, in coalescing windows, spaces the steps for catalog
+// moves.
 const unexplainedGrace = 3
 
 // reasonUnexplained is logged with the refetch of every service that an
 // unexplained catalog move causes (tests match it).
 const reasonUnexplained = "catalog changed without a visible diff"
 
-// move is one unexplained catalog index.
+// move is one catalog index not yet accounted for.
 type move struct {
 	seen time.Time
-	// probed: a probe read after this move has been started.
-	probed bool
+	// explained: a fetch showed the write at this index (see explain).
+	explained bool
+	// probing: a probe started after this move is in flight; probed: one
+	// has landed (seen is then when it landed).
+	probing, probed bool
+}
+
+// probeCheck is what a probe decodes of each check.
+type probeCheck struct {
+	Node, CheckID, ServiceID, ServiceName string
 }
 
 type probeResult struct {
-	checks api.HealthChecks
+	checks []probeCheck
 	err    error
 }
 
-func (l *loop) startProbe() {
+func (l *loop) startProbe(now time.Time) {
 	l.probing = true
-	for _, m := range l.unexplained {
-		m.probed = true
+	l.lastProbe = now
+	for _, m := range l.moves {
+		// A move already probed waits for its fetches or a refetch.
+		m.probing = !m.probed
 	}
-	l.log.Debug("probing every check for an unexplained catalog move", zap.Int("moves", len(l.unexplained)))
+	l.log.Debug("probing every check for catalog moves", zap.Int("moves", len(l.moves)))
 	ctx, client, done := l.ctx, l.w.client, l.probedCh
 	l.wg.Go(func() {
 		qctx, cancel := context.WithTimeout(ctx, requestMargin)
-		checks, _, err := client.Health().State(api.HealthAny, (&api.QueryOptions{}).WithContext(qctx))
+		var checks []probeCheck
+		_, err := client.Raw().Query("/v1/health/state/"+api.HealthAny, &checks, (&api.QueryOptions{}).WithContext(qctx))
 		cancel()
 		select {
 		case done <- probeResult{checks: checks, err: err}:
@@ -65,9 +82,11 @@ func (l *loop) startProbe() {
 }
 
 // onProbe names the services whose service-level checks differ from their
-// last fetch. When it names none, the moves are check-less: refetch all.
+// last fetch.
 func (l *loop) onProbe(r probeResult) {
 	l.probing = false
+	now := time.Now()
+	l.lastProbe = now
 	if r.err != nil {
 		l.log.Debug("probe of every check failed", zap.Error(r.err))
 		l.resyncAll(reasonUnexplained)
@@ -75,7 +94,7 @@ func (l *loop) onProbe(r probeResult) {
 	}
 	got := map[string][]checkKey{}
 	for _, c := range r.checks {
-		if c == nil || c.ServiceID == "" {
+		if c.ServiceID == "" {
 			continue
 		}
 		got[c.ServiceName] = append(got[c.ServiceName], checkKey{c.Node, c.CheckID})
@@ -92,53 +111,78 @@ func (l *loop) onProbe(r probeResult) {
 			l.probeNamed[name] = true
 		}
 	}
-	l.log.Debug("probe done", zap.Int("named", len(l.probeNamed)))
-	if len(l.probeNamed) == 0 {
-		l.resyncAll(reasonUnexplained)
-		return
-	}
-	now := time.Now()
-	for _, m := range l.unexplained {
-		if m.probed {
-			m.seen = now
-		}
-	}
-}
-
-// unexplainedAt is when the next step for the unexplained catalog moves is
-// due, false when none can be taken now: none left, a fetch or a probe in
-// flight (it may explain them), or services a probe named not fetched yet.
-func (l *loop) unexplainedAt() (time.Time, bool) {
-	if len(l.unexplained) == 0 || l.inflight || l.probing {
-		return time.Time{}, false
-	}
-	var at time.Time
-	ok := false
-	for _, m := range l.unexplained {
-		if m.probed && len(l.probeNamed) > 0 {
+	unexplained := 0
+	for idx, m := range l.moves {
+		if !m.probing {
 			continue
 		}
-		if due := m.seen.Add(unexplainedGrace * l.w.opts.Coalesce); !ok || due.Before(at) {
-			at, ok = due, true
+		m.probing, m.probed, m.seen = false, true, now
+		if m.explained {
+			delete(l.moves, idx)
+		} else {
+			unexplained++
 		}
 	}
-	return at, ok
+	l.log.Debug("probe done", zap.Int("named", len(l.probeNamed)), zap.Int("unexplained", unexplained))
+	if unexplained > 0 && len(l.probeNamed) == 0 {
+		// Nothing with checks changed: check-less instances.
+		l.resyncAll(reasonUnexplained)
+	}
 }
 
-// checkUnexplained takes the next step for catalog moves unexplained past
-// their grace period: a probe for those not yet probed, else a refetch of
-// every service.
-func (l *loop) checkUnexplained(now time.Time) {
-	at, ok := l.unexplainedAt()
-	if !ok || now.Before(at) {
-		return
+// unexplainedAt is when the next step for the catalog moves is due, false
+// when none is (none left, or waiting on what is in flight).
+func (l *loop) unexplainedAt() (time.Time, bool) {
+	probe, resync, ok := l.movesDue()
+	switch {
+	case !ok:
+		return time.Time{}, false
+	case probe.IsZero():
+		return resync, true
+	case resync.IsZero() || probe.Before(resync):
+		return probe, true
+	default:
+		return resync, true
+	}
+}
+
+// movesDue returns when a probe is due (zero: none) and when a refetch of
+// every service is (zero: none). A probe waits for none in flight; a
+// refetch waits for no fetch or probe in flight and for the services the
+// last probe named to be fetched (they may explain the moves).
+func (l *loop) movesDue() (probe, resync time.Time, ok bool) {
+	if len(l.moves) == 0 || l.probing {
+		return time.Time{}, time.Time{}, false
 	}
 	grace := unexplainedGrace * l.w.opts.Coalesce
-	for _, m := range l.unexplained {
-		if !m.probed && !now.Before(m.seen.Add(grace)) {
-			l.startProbe()
-			return
+	for _, m := range l.moves {
+		due := m.seen.Add(grace)
+		switch {
+		case !m.probed:
+			if probe.IsZero() || due.Before(probe) {
+				probe = due
+			}
+		case !m.explained && !l.inflight && len(l.probeNamed) == 0:
+			if resync.IsZero() || due.Before(resync) {
+				resync = due
+			}
 		}
 	}
-	l.resyncAll(reasonUnexplained)
+	if !probe.IsZero() {
+		probe = latest(probe, l.lastProbe.Add(grace))
+	}
+	return probe, resync, !probe.IsZero() || !resync.IsZero()
+}
+
+// checkUnexplained takes the next step for the catalog moves that are due:
+// a probe, else a refetch of every service.
+func (l *loop) checkUnexplained(now time.Time) {
+	probe, resync, ok := l.movesDue()
+	switch {
+	case !ok:
+	case !probe.IsZero() && !now.Before(probe):
+		l.startProbe(now)
+	case !resync.IsZero() && !now.Before(resync):
+		l.resyncAll(reasonUnexplained)
+	}
 }
