@@ -58,8 +58,27 @@ func sidecarProbes(t *testing.T) []probeCommand {
 		}
 		out = append(out, probeCommand{where: "consulate.nomad.hcl", command: cmd})
 	}
-	out = append(out, dockerHealthcheck(t, "sidecar"))
+	out = append(out, dockerHealthcheck(t, "sidecar"), systemdProbe(t, "systemd/consulate-sidecar@.service"))
 	return out
+}
+
+// systemdProbe is the ExecStartPost probe of a unit, with the unit's
+// CONSULATE_* Environment.
+func systemdProbe(t *testing.T, file string) probeCommand {
+	t.Helper()
+	svc := parseUnit(t, file)["Service"]
+	pc := probeCommand{where: file}
+	if len(svc["ExecStartPost"]) == 1 {
+		pc.command = strings.Fields(strings.TrimPrefix(svc["ExecStartPost"][0], "-"))
+	} else {
+		t.Errorf("%s: ExecStartPost %q, want one probe command", file, svc["ExecStartPost"])
+	}
+	for _, e := range svc["Environment"] {
+		if strings.HasPrefix(e, "CONSULATE_") {
+			pc.env = append(pc.env, e)
+		}
+	}
+	return pc
 }
 
 // dockerHealthcheck is the HEALTHCHECK of the Dockerfile's stage, with
@@ -90,9 +109,10 @@ func dockerHealthcheck(t *testing.T, stage string) probeCommand {
 	return probeCommand{}
 }
 
-// TestProbeCommands: every health check the deployment files run for
-// the sidecar and the control plane is `<binary> probe` with flags the
-// probe has, and does what it says against the real binary: with no
+// TestProbeCommands: every health check and start-up wait the
+// deployment files run for the sidecar and the control plane is
+// `<binary> probe` with flags the probe has, and does what it says
+// against the real binary: with no
 // control plane (sidecar) or no Consul (control plane) the process is
 // alive but not ready, so a readiness probe exits 1 and a liveness probe
 // 0; with the process gone, both exit 1.
@@ -105,7 +125,7 @@ func TestProbeCommands(t *testing.T) {
 		{"consulate-sidecar", sidecarProbes(t), func(admin, dead string) []string {
 			return []string{"-proxy-id", "web-1-sidecar-proxy", "-control-plane", dead, "-admin-addr", admin}
 		}},
-		{"consulate-control-plane", []probeCommand{dockerHealthcheck(t, "control-plane")}, func(admin, dead string) []string {
+		{"consulate-control-plane", []probeCommand{dockerHealthcheck(t, "control-plane"), systemdProbe(t, "systemd/consulate-control-plane.service")}, func(admin, dead string) []string {
 			ports, err := freeport.Take(1)
 			if err != nil {
 				t.Fatal(err)
@@ -162,16 +182,19 @@ func TestProbeCommands(t *testing.T) {
 
 // runProbe runs a probe command with the built binary in place of the
 // installed one and admin as its admin address (its -admin-addr, or
-// CONSULATE_ADMIN_ADDR with the file's host when it names none), and
-// returns its exit code and output.
+// CONSULATE_ADMIN_ADDR with the file's host when it names none), a
+// -wait shortened to 1 s, and returns its exit code and output.
 func runProbe(t *testing.T, bin string, p probeCommand, admin string) (int, string) {
 	t.Helper()
 	args := append([]string(nil), p.command[1:]...)
 	env := []string{"PATH=" + os.Getenv("PATH")}
 	_, port, _ := net.SplitHostPort(admin)
 	for i, a := range args {
-		if strings.HasPrefix(a, "-admin-addr=") {
+		switch {
+		case strings.HasPrefix(a, "-admin-addr="):
 			args[i] = "-admin-addr=" + admin
+		case strings.HasPrefix(a, "-wait="):
+			args[i] = "-wait=1s" // the file's wait, shortened for the test
 		}
 	}
 	for _, e := range p.env {

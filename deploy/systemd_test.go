@@ -68,6 +68,16 @@ func TestSystemdUnits(t *testing.T) {
 				t.Errorf("ExecStart runs %s, want %s", got, want)
 			}
 			checkArgs(t, tc.bin, exec[1:])
+			// Start-up waits for readiness through the probe subcommand.
+			post := svc["ExecStartPost"]
+			if len(post) != 1 {
+				t.Errorf("ExecStartPost %q, want one: `%s probe -wait ...`", post, tc.bin)
+			} else {
+				args := checkProbeCommand(t, tc.bin, "", strings.Fields(strings.TrimPrefix(post[0], "-")))
+				if argValue(args, "wait") == "" {
+					t.Errorf("ExecStartPost %q does not wait (-wait) for readiness", post[0])
+				}
+			}
 			envs[tc.bin] = map[string]string{}
 			for _, e := range svc["Environment"] {
 				k, v, _ := strings.Cut(e, "=")

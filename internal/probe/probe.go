@@ -53,9 +53,10 @@ func Main(args []string, t Target, getenv func(string) string, stderr io.Writer)
 	}
 	addr := fs.String("admin-addr", addrDef, "the admin address the "+t.Program+" listens on (env "+t.AddrEnv+")")
 	live := fs.Bool("live", false, liveUsage(t))
-	timeout := fs.Duration("timeout", 2*time.Second, "how long to wait for the answer")
+	timeout := fs.Duration("timeout", 2*time.Second, "how long to wait for each answer")
+	wait := fs.Duration("wait", 0, "ask again every "+retryEvery.String()+" until the answer is OK or this long has passed (0: ask once); e.g. for systemd's ExecStartPost")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: %s probe [-admin-addr host:port] [-live] [-timeout 2s]\n\n"+
+		fmt.Fprintf(stderr, "Usage: %s probe [-admin-addr host:port] [-live] [-timeout 2s] [-wait 0]\n\n"+
 			"Exits 0 if the %s's admin endpoint answers %s with 200 (ready), else 1 with the reason.\n"+
 			"Use it as an exec health check: the admin endpoint listens on loopback only.\n\nFlags:\n",
 			t.Program, t.Program, t.Ready)
@@ -75,6 +76,10 @@ func Main(args []string, t Target, getenv func(string) string, stderr io.Writer)
 		fmt.Fprintf(stderr, "%s probe: -timeout %s: want a positive duration\n", t.Program, *timeout)
 		return Usage
 	}
+	if *wait < 0 {
+		fmt.Fprintf(stderr, "%s probe: -wait %s: want a duration ≥ 0\n", t.Program, *wait)
+		return Usage
+	}
 	path, anyStatus := t.Ready, false
 	if *live {
 		if t.Live != "" {
@@ -84,16 +89,34 @@ func Main(args []string, t Target, getenv func(string) string, stderr io.Writer)
 		}
 	}
 	url := "http://" + dialable(*addr) + path
-	code, body, err := get(url, *timeout)
+	deadline := time.Now().Add(*wait)
+	for {
+		why := ask(url, *timeout, anyStatus)
+		if why == "" {
+			return OK
+		}
+		if !time.Now().Add(retryEvery).Before(deadline) {
+			fmt.Fprintf(stderr, "%s probe: %s\n", t.Program, why)
+			return Failed
+		}
+		time.Sleep(retryEvery)
+	}
+}
+
+// retryEvery spaces the questions of -wait.
+const retryEvery = 250 * time.Millisecond
+
+// ask returns "" if url answers OK (200, or anything with anyStatus),
+// else why not.
+func ask(url string, timeout time.Duration, anyStatus bool) string {
+	code, body, err := get(url, timeout)
 	switch {
 	case err != nil:
-		fmt.Fprintf(stderr, "%s probe: %v\n", t.Program, err)
-		return Failed
+		return err.Error()
 	case code == http.StatusOK, anyStatus:
-		return OK
+		return ""
 	default:
-		fmt.Fprintf(stderr, "%s probe: %s: %d %s\n", t.Program, url, code, body)
-		return Failed
+		return fmt.Sprintf("%s: %d %s", url, code, body)
 	}
 }
 

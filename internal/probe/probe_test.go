@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // admin serves path → status, as the programs' admin endpoints do.
@@ -87,5 +89,46 @@ func TestProbe(t *testing.T) {
 				t.Errorf("stderr %q, want nothing", stderr.String())
 			}
 		})
+	}
+}
+
+// TestWait: with -wait the probe asks again until the answer is OK, and
+// gives up, with the last reason, once the time is up.
+func TestWait(t *testing.T) {
+	var asked atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if asked.Add(1) < 3 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte("no clusters yet"))
+			return
+		}
+	}))
+	defer srv.Close()
+	addr := srv.Listener.Addr().String()
+	none := func(string) string { return "" }
+
+	var stderr bytes.Buffer
+	if got := Main([]string{"-admin-addr", addr}, sidecar, none, &stderr); got != Failed {
+		t.Errorf("without -wait: exit %d, want %d (asked once: not ready yet)", got, Failed)
+	}
+	stderr.Reset()
+	if got := Main([]string{"-admin-addr", addr, "-wait", "20s"}, sidecar, none, &stderr); got != OK || asked.Load() != 3 {
+		t.Errorf("-wait 20s: exit %d after %d questions, want %d after 3; stderr %q", got, asked.Load(), OK, stderr.String())
+	}
+
+	notReady := admin(t, map[string]int{"/ready": 503})
+	stderr.Reset()
+	start := time.Now()
+	if got := Main([]string{"-admin-addr", notReady, "-wait", "600ms"}, sidecar, none, &stderr); got != Failed {
+		t.Errorf("-wait 600ms, never ready: exit %d, want %d", got, Failed)
+	}
+	if took := time.Since(start); took < 300*time.Millisecond || took > 10*time.Second {
+		t.Errorf("-wait 600ms took %s", took)
+	}
+	if !strings.Contains(stderr.String(), "503 waiting for clusters") {
+		t.Errorf("stderr %q, want the last answer", stderr.String())
+	}
+	if got := Main([]string{"-wait", "-1s"}, sidecar, none, &stderr); got != Usage {
+		t.Errorf("-wait -1s: exit %d, want %d", got, Usage)
 	}
 }

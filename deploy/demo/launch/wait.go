@@ -129,6 +129,18 @@ func HealthyHosts(clusters []Cluster, prefix string) []string {
 	return out
 }
 
+// HostsOf returns every host of the clusters whose name starts with
+// prefix.
+func HostsOf(clusters []Cluster, prefix string) []ClusterHost {
+	var out []ClusterHost
+	for _, c := range clusters {
+		if strings.HasPrefix(c.Name, prefix) {
+			out = append(out, c.Hosts...)
+		}
+	}
+	return out
+}
+
 // WaitClusterHosts waits until the sidecar at adminAddr has at least want
 // healthy hosts in the cluster named by prefix: its upstream is usable.
 func WaitClusterHosts(ctx context.Context, exited <-chan struct{}, adminAddr, prefix string, want int) error {
