@@ -75,7 +75,8 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (confi
 		return c, err
 	}
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: control-plane [flags]\n\n"+
+		fmt.Fprintf(fs.Output(), "Usage: control-plane [flags]\n"+
+			"       control-plane probe [-admin-addr addr] [-live] [-wait 60s]   (exit 0 if /readyz answers 200; see control-plane probe -h)\n\n"+
 			"Consulate's xDS control plane: serves Envoy v3 configuration (ADS, State-of-the-World\n"+
 			"and Delta) for Consul Connect sidecars and proxyless gRPC clients, built from Consul.\n"+
 			"Every flag can also be set by the environment variable shown; a flag wins.\n\nFlags:\n")
