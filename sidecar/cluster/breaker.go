@@ -167,7 +167,7 @@ func (st *state) releaseConn() {
 	}
 }
 
-// breakerTransport is the host's RoundTripper: the pool, plus
+// breakerTransport is an HTTP/2 host's RoundTripper: the pool, plus
 // max_pending_requests. A request is pending while it waits for a
 // connection (Envoy's definition); that can only happen when the cluster
 // is at max_connections, so below it the request goes straight to the
@@ -180,7 +180,7 @@ func (b breakerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	st := b.h.st
 	cb := st.breakers()
 	if st.conns.Load() < limit(cb.MaxConnections, defaultMaxConnections) {
-		return b.h.transport.RoundTrip(req)
+		return b.h.h2Transport().RoundTrip(req)
 	}
 	if st.pending.Add(1) > limit(cb.MaxPendingRequests, defaultMaxPendingRequests) {
 		st.pending.Add(-1)
@@ -194,7 +194,7 @@ func (b breakerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	trace := &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { finish() }}
-	res, err := b.h.transport.RoundTrip(req.WithContext(httptrace.WithClientTrace(req.Context(), trace)))
+	res, err := b.h.h2Transport().RoundTrip(req.WithContext(httptrace.WithClientTrace(req.Context(), trace)))
 	finish()
 	return res, err
 }

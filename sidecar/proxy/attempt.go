@@ -67,9 +67,8 @@ func (ex *exchange) attempts(ctx context.Context, c *cluster.Cluster, vh *config
 		ex.entry.UpstreamHost, ex.entry.Attempts = host.Address, n
 		host.Begin()
 		actx, cancel := ex.tryContext(ctx, p)
-		out := ex.outbound(actx, vh, rt, wc, host)
 		sent := time.Now()
-		res, err := host.Transport().RoundTrip(out)
+		res, err := ex.send(actx, vh, rt, wc, host)
 		if err == nil {
 			ex.reqTimer.disarm() // Envoy: the response started
 			if requestTimedOut(ctx) {
