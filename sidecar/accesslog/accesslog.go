@@ -39,9 +39,10 @@ type Logger struct {
 	opts Options
 }
 
-// New returns a Logger writing to log at info level.
+// New returns a Logger writing to log at info level, without the caller
+// annotation (a runtime.Callers per line, and always this package).
 func New(log *zap.Logger, opts Options) *Logger {
-	return &Logger{log: log.Named("access"), opts: opts}
+	return &Logger{log: log.Named("access").WithOptions(zap.WithCaller(false)), opts: opts}
 }
 
 // Entry is one request's record. Field names follow the list.
