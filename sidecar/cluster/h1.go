@@ -51,6 +51,18 @@ func IsProtocolError(err error) bool {
 	return errors.As(err, &pe)
 }
 
+// Abortable is a context that runs one abort function when it ends,
+// without the allocations of context.AfterFunc: the proxy's per-request
+// guard. SendHTTP1 uses it when ctx implements it.
+type Abortable interface {
+	context.Context
+	// SetAbort registers f, to run once (on any goroutine) when the
+	// context ends; false when it already ended (f is not registered).
+	SetAbort(f func()) bool
+	// ClearAbort unregisters f; false when f ran or is running.
+	ClearAbort() bool
+}
+
 // errClosedBeforeResponse: the connection ended before a response (Envoy's
 // UC, "connection termination").
 var errClosedBeforeResponse = errors.New("upstream connection closed before the response")
@@ -358,7 +370,8 @@ type h1Conn struct {
 	abortFn func()
 
 	// The current exchange.
-	stop        func() bool // stops the ctx watch (context.AfterFunc)
+	stop        func() bool // stops the ctx watch (context.AfterFunc), or
+	ab          Abortable   // the ctx watch of an Abortable ctx
 	reusable    bool        // neither side asked to close
 	nothingRead bool        // the exchange failed before any response byte
 	writing     bool        // a body goroutine was started
@@ -376,6 +389,22 @@ type h1Conn struct {
 
 // span locates one header field in head.
 type span struct{ k0, k1, v0, v1 int32 }
+
+// unwatch stops watching the exchange's ctx; false when the abort ran or is
+// running.
+func (c *h1Conn) unwatch() bool {
+	switch {
+	case c.ab != nil:
+		ok := c.ab.ClearAbort()
+		c.ab = nil
+		return ok
+	case c.stop != nil:
+		ok := c.stop()
+		c.stop = nil
+		return ok
+	}
+	return false // already unwatched
+}
 
 // abort runs when the exchange's ctx ends: every read and write on the
 // connection fails from now on, in whatever goroutine.
@@ -404,11 +433,19 @@ func (c *h1Conn) alive() bool {
 
 // roundTrip writes req and reads the response head.
 func (c *h1Conn) roundTrip(ctx context.Context, req *HTTP1Request) (*http.Response, error) {
-	c.stop = context.AfterFunc(ctx, c.abortFn)
+	if ab, ok := ctx.(Abortable); ok {
+		if !ab.SetAbort(c.abortFn) {
+			c.p.put(c)
+			return nil, ctx.Err()
+		}
+		c.ab, c.stop = ab, nil
+	} else {
+		c.ab, c.stop = nil, context.AfterFunc(ctx, c.abortFn)
+	}
 	c.reusable, c.nothingRead, c.writing, c.method = true, false, false, req.Method
 	res, err := c.exchange(req)
 	if err != nil {
-		c.stop()
+		c.unwatch()
 		c.nc.Close()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -639,7 +676,7 @@ func (c *h1Conn) readResponse() (*http.Response, error) {
 		c.reusable = false
 	}
 	if res.StatusCode == http.StatusSwitchingProtocols {
-		if !c.stop() {
+		if !c.unwatch() {
 			return nil, errClosedBeforeResponse // aborted as it switched
 		}
 		c.reusable = false
@@ -862,7 +899,7 @@ func parseContentLength(vs []string) (int64, bool) {
 // back to the pool when the body was read to its end, the request body was
 // all written, ctx did not end and both sides keep the connection open.
 func (c *h1Conn) finish(done bool) {
-	reuse := c.stop() && done && c.reusable
+	reuse := c.unwatch() && done && c.reusable
 	if c.writing && reuse {
 		// The response is complete; the body writer normally is too, or
 		// about to be (net/http's Transport waits as long).

@@ -70,8 +70,8 @@ func (ex *exchange) attempts(ctx context.Context, c *cluster.Cluster, vh *config
 		sent := time.Now()
 		res, err := ex.send(actx, vh, rt, wc, host)
 		if err == nil {
-			ex.reqTimer.disarm() // Envoy: the response started
-			if requestTimedOut(ctx) {
+			ex.g.disarmRequest() // Envoy: the response started
+			if ex.ended(errRequestTimeout) {
 				// The timeout fired first and cut the client's body: the
 				// upstream answered a truncated request.
 				res.Body.Close()
@@ -193,7 +193,7 @@ func (ex *exchange) judge(ctx, actx context.Context, host *cluster.Host, res *ht
 		return retry.ResponseOutcome(res.StatusCode, res.Header)
 	}
 	switch {
-	case ex.r.Context().Err() != nil, idledOut(ctx), requestTimedOut(ctx):
+	case ex.r.Context().Err() != nil, ex.ended(errStreamIdle), ex.ended(errRequestTimeout):
 		// The downstream went away, idled out or was too slow to send its
 		// request: says nothing about the host, and nothing is retried
 		// (ctx has ended).

@@ -16,8 +16,8 @@ var errStreamIdle = errors.New("stream idle timeout")
 // activity for the retry policy's per_try_idle_timeout (response flag UT).
 var errPerTryIdle = errors.New("per-try idle timeout")
 
-// idleWatch cancels a request's context when neither the request body nor
-// the response moved for d. Activity is one atomic store; the timer re-arms
+// idleWatch cancels an attempt's context when the response did not move
+// for d (per_try_idle_timeout). Activity is one atomic store; the timer re-arms
 // itself for the remaining time instead of being reset per chunk.
 type idleWatch struct {
 	ctx    context.Context // canceled with errStreamIdle when idle
@@ -26,10 +26,6 @@ type idleWatch struct {
 	timer  *time.Timer
 	cancel context.CancelCauseFunc
 	cause  error
-}
-
-func startIdleWatch(ctx context.Context, d time.Duration) (context.Context, *idleWatch) {
-	return startWatch(ctx, d, errStreamIdle)
 }
 
 func startWatch(ctx context.Context, d time.Duration, cause error) (context.Context, *idleWatch) {
@@ -60,8 +56,6 @@ func (w *idleWatch) stop() {
 		w.cancel(context.Canceled)
 	}
 }
-
-func idledOut(ctx context.Context) bool { return context.Cause(ctx) == errStreamIdle }
 
 // tryIdledOut: the attempt's per_try_idle_timeout fired.
 func tryIdledOut(ctx context.Context) bool { return context.Cause(ctx) == errPerTryIdle }

@@ -306,25 +306,25 @@ func requestHash(ps []config.HashPolicy, r *http.Request) (uint64, bool, string)
 	return h, have, setCookie
 }
 
-// countingBody counts request body bytes. The transport may read it from
-// its own goroutine, hence the atomic.
+// countingBody counts request body bytes, as activity for the stream idle
+// timeout; its end disarms request_timeout. A transport may read it from
+// its own goroutine, hence the atomics.
 type countingBody struct {
-	rc   io.ReadCloser
-	n    atomic.Int64
-	idle *idleWatch
-	done *requestTimer // disarmed at the body's end
-	eof  atomic.Bool
+	rc  io.ReadCloser
+	n   atomic.Int64
+	g   *guard
+	eof atomic.Bool
 }
 
 func (b *countingBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	if n > 0 {
 		b.n.Add(int64(n))
-		b.idle.touch()
+		b.g.touch()
 	}
 	if err == io.EOF {
 		b.eof.Store(true)
-		b.done.disarm()
+		b.g.disarmRequest()
 	}
 	return n, err
 }
