@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -384,6 +385,7 @@ type h1Conn struct {
 	// Scratch for parsing a head, reused.
 	head  []byte
 	spans []span
+	vals  []string
 	long  []byte
 }
 
@@ -686,6 +688,9 @@ func (c *h1Conn) readResponse() (*http.Response, error) {
 	}
 	// Trailers the response announces (hop-by-hop "Trailer" header).
 	if vs := hdr["Trailer"]; vs != nil {
+		// The server reads declared trailers from the client's header map
+		// after the handler returned: these values stay this response's.
+		c.vals = nil
 		res.Trailer = http.Header{}
 		for _, v := range vs {
 			for k := range splitTokens(v) {
@@ -765,12 +770,12 @@ func (c *h1Conn) readHead(first bool) error {
 	}
 	clear(c.hdr)
 	res.Header = c.hdr
-	return c.readFields(c.hdr)
+	return c.readFields(c.hdr, true)
 }
 
 // readFields reads header (or trailer) fields up to the empty line into
 // dst.
-func (c *h1Conn) readFields(dst http.Header) error {
+func (c *h1Conn) readFields(dst http.Header, reuseVals bool) error {
 	head, spans := c.head[:0], c.spans[:0]
 	for {
 		line, err := c.readLine()
@@ -809,10 +814,19 @@ func (c *h1Conn) readFields(dst http.Header) error {
 	if len(spans) == 0 {
 		return nil
 	}
-	// One string and one value array for all the fields: value slices are
-	// handed on (to the client's response) and never reused.
+	// One string for all the fields (strings are handed on, to the
+	// client's response, and outlive the exchange). The value array is the
+	// connection's for response headers: the server copies the client's
+	// header values (Header.Clone at WriteHeader) before the connection is
+	// reused; trailers, which it reads at the end, get their own.
 	all := string(head)
-	vals := make([]string, len(spans))
+	var vals []string
+	if reuseVals {
+		vals = slices.Grow(c.vals[:0], len(spans))[:len(spans)]
+		c.vals = vals
+	} else {
+		vals = make([]string, len(spans))
+	}
 	for i, s := range spans {
 		k := http.CanonicalHeaderKey(all[s.k0:s.k1])
 		vals[i] = all[s.v0:s.v1]
@@ -1093,7 +1107,7 @@ func (b *h1Body) nextChunk() error {
 		return nil
 	}
 	tr := http.Header{}
-	if err := c.readFields(tr); err != nil {
+	if err := c.readFields(tr, false); err != nil {
 		return unexpected(err)
 	}
 	res := &c.res

@@ -148,8 +148,24 @@ func (ex *exchange) deliver(ctx context.Context, res *http.Response, err error, 
 		return
 	}
 	// Envoy's router reports the upstream's time to headers.
-	res.Header["X-Envoy-Upstream-Service-Time"] = []string{strconv.FormatInt(time.Since(sent).Milliseconds(), 10)}
+	res.Header["X-Envoy-Upstream-Service-Time"] = millisValue(time.Since(sent).Milliseconds())
 	ex.respond(ctx, res, vh, rt, wc)
+}
+
+// smallMillis are shared header values for 0-255 ms (never modified in
+// place, like the other shared values).
+var smallMillis = func() (v [256][]string) {
+	for i := range v {
+		v[i] = []string{strconv.Itoa(i)}
+	}
+	return v
+}()
+
+func millisValue(ms int64) []string {
+	if ms >= 0 && ms < int64(len(smallMillis)) {
+		return smallMillis[ms]
+	}
+	return []string{strconv.FormatInt(ms, 10)}
 }
 
 // overloaded answers a circuit-breaker overflow: 503 UO, and Envoy's

@@ -103,12 +103,21 @@ type exchange struct {
 	countInResponse bool
 	// setCookie is a generated hash-policy cookie for the response.
 	setCookie string
+	// scratch holds generated header values of the HTTP/1.1 request while
+	// scratchValues is set (see value).
+	scratch       [3]string
+	scratchValues bool
 }
+
+// exchanges are pooled: nothing refers to one once ServeHTTP returned.
+var exchanges = sync.Pool{New: func() any { return new(exchange) }}
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ex := exchange{h: h, st: h.state.Load(), w: w, r: r}
+	ex := exchanges.Get().(*exchange)
+	*ex = exchange{h: h, st: h.state.Load(), w: w, r: r}
 	ex.entry.Start = time.Now()
+	defer exchanges.Put(ex)
 	defer ex.finish()
 	ex.serve()
 }
@@ -231,7 +240,8 @@ func (ex *exchange) prepareBody(ctx context.Context, p *config.RetryPolicy, limi
 		ex.g.disarmRequest() // the whole request is in
 		return true
 	}
-	ex.body = &countingBody{rc: r.Body, g: ex.g}
+	ex.body = &countingBody{rc: r.Body}
+	ex.body.g.Store(ex.g)
 	if p == nil || p.NumRetries == 0 {
 		ex.stream = ex.body
 		return true
@@ -356,6 +366,7 @@ func (ex *exchange) finish() {
 	e.Duration = time.Since(e.Start)
 	if ex.body != nil {
 		e.BytesReceived = ex.body.n.Load()
+		ex.body.g.Store(nil) // a body writer may outlive the exchange
 	}
 	if ex.replay != nil {
 		ex.replay.release()

@@ -124,7 +124,7 @@ func (ex *exchange) outboundHeader(dst http.Header, vh *config.VirtualHost, rt *
 			if prior := dst["X-Forwarded-For"]; len(prior) > 0 {
 				ip = strings.Join(prior, ", ") + ", " + ip
 			}
-			dst["X-Forwarded-For"] = []string{ip}
+			dst["X-Forwarded-For"] = ex.value(0, ip)
 		}
 	}
 	if hcm.UseRemoteAddress || len(dst["X-Forwarded-Proto"]) == 0 {
@@ -140,13 +140,13 @@ func (ex *exchange) outboundHeader(dst http.Header, vh *config.VirtualHost, rt *
 		if id = ex.entry.RequestID; id == "" {
 			id = newRequestID()
 		}
-		dst["X-Request-Id"] = []string{id}
+		dst["X-Request-Id"] = ex.value(1, id)
 	}
 	ex.entry.RequestID = id
 	if vh != nil && vh.IncludeRequestAttemptCount {
 		// Envoy overrides any value a previous hop set; attempts count
 		// from 1.
-		dst["X-Envoy-Attempt-Count"] = []string{strconv.Itoa(ex.entry.Attempts)}
+		dst["X-Envoy-Attempt-Count"] = ex.value(2, strconv.Itoa(ex.entry.Attempts))
 	}
 	ex.mutateRequest(dst, vh, rt, wc)
 	return path, query, authority
@@ -164,7 +164,11 @@ func (ex *exchange) send(ctx context.Context, vh *config.VirtualHost, rt *config
 		headerPool.Put(hdr)
 	}()
 	req := cluster.HTTP1Request{Method: ex.r.Method, Header: hdr, Trailer: ex.r.Trailer}
+	// The map is written out and cleared before SendHTTP1 returns: its
+	// generated values may live in the exchange.
+	ex.scratchValues = true
 	req.Path, req.Query, req.Host = ex.outboundHeader(hdr, vh, rt, wc, host)
+	ex.scratchValues = false
 	switch {
 	case ex.replay != nil && len(ex.replay.data) <= cluster.InlineBodyLimit:
 		req.BodyBytes, req.ContentLength = ex.replay.data, ex.r.ContentLength
@@ -176,6 +180,16 @@ func (ex *exchange) send(ctx context.Context, vh *config.VirtualHost, rt *config
 		req.Body, req.ContentLength = ex.stream, ex.r.ContentLength
 	}
 	return host.SendHTTP1(ctx, &req)
+}
+
+// value returns a one-value header slice: in the exchange's scratch slot i
+// while scratchValues is set (the HTTP/1.1 path), else a fresh one.
+func (ex *exchange) value(i int, v string) []string {
+	if !ex.scratchValues {
+		return []string{v}
+	}
+	ex.scratch[i] = v
+	return ex.scratch[i : i+1 : i+1]
 }
 
 // headerPool holds the upstream requests' header maps (HTTP/1.1: the map
@@ -309,10 +323,12 @@ func requestHash(ps []config.HashPolicy, r *http.Request) (uint64, bool, string)
 // countingBody counts request body bytes, as activity for the stream idle
 // timeout; its end disarms request_timeout. A transport may read it from
 // its own goroutine, hence the atomics.
+// The guard is detached when the exchange ends (guards are pooled; a body
+// writer may still read).
 type countingBody struct {
 	rc  io.ReadCloser
 	n   atomic.Int64
-	g   *guard
+	g   atomic.Pointer[guard]
 	eof atomic.Bool
 }
 
@@ -320,11 +336,11 @@ func (b *countingBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	if n > 0 {
 		b.n.Add(int64(n))
-		b.g.touch()
+		b.g.Load().touch()
 	}
 	if err == io.EOF {
 		b.eof.Store(true)
-		b.g.disarmRequest()
+		b.g.Load().disarmRequest()
 	}
 	return n, err
 }
