@@ -133,7 +133,7 @@ func newH1Pool(h *Host) *h1Pool {
 // Errors: *ConnectError, *OverflowError (circuit breakers, as for
 // Transport), *ProtocolError, ctx's error, or a connection error.
 func (h *Host) SendHTTP1(ctx context.Context, req *HTTP1Request) (*http.Response, error) {
-	p := h.h1
+	p := h.pool()
 	if err := validRequest(req); err != nil {
 		closeBody(req)
 		return nil, err

@@ -21,7 +21,7 @@ type Host struct {
 	// Address is host:port.
 	Address string
 
-	h1       *h1Pool // HTTP/1.1 hosts
+	h1       atomic.Pointer[h1Pool] // HTTP/1.1 hosts, see pool
 	h2       atomic.Pointer[http.Transport]
 	h2once   sync.Once
 	protocol config.Protocol
@@ -62,10 +62,17 @@ func newHost(addr string, cfg *config.Cluster, st *state) *Host {
 	h := &Host{Address: addr, protocol: cfg.Protocol, st: st}
 	h.od.Address = addr
 	h.timeout = connectTimeout(cfg)
-	if cfg.Protocol != config.HTTP2 {
-		h.h1 = newH1Pool(h)
-	}
 	return h
+}
+
+// pool is the HTTP/1.1 host's pool, made on first use (like the HTTP/2
+// transport: a sidecar with thousands of clusters uses few of them).
+func (h *Host) pool() *h1Pool {
+	if p := h.h1.Load(); p != nil {
+		return p
+	}
+	h.h1.CompareAndSwap(nil, newH1Pool(h))
+	return h.h1.Load()
 }
 
 // h2Transport is the HTTP/2 (h2c) host's net/http transport, built on
@@ -101,7 +108,7 @@ func (h *Host) h2Transport() *http.Transport {
 // transport for HTTP/2 hosts (see breakerTransport), the host's own
 // HTTP/1.1 pool otherwise (see SendHTTP1, which the proxy calls directly).
 func (h *Host) Transport() http.RoundTripper {
-	if h.h1 != nil {
+	if h.protocol != config.HTTP2 {
 		return h1Transport{h: h}
 	}
 	return breakerTransport{h: h}
@@ -156,8 +163,8 @@ func (h *Host) dial(ctx context.Context, d *net.Dialer, network string, canWait 
 func (h *Host) Ejected() bool { return h.od.Ejected() }
 
 func (h *Host) closeIdle() {
-	if h.h1 != nil {
-		h.h1.closeIdle()
+	if p := h.h1.Load(); p != nil {
+		p.closeIdle()
 	}
 	if t := h.h2.Load(); t != nil {
 		t.CloseIdleConnections()

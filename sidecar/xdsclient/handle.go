@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
@@ -126,7 +125,7 @@ func sameResources(a, b *store) bool {
 		}
 		for name, x := range ra {
 			y, ok := rb[name]
-			if !ok || !proto.Equal(x.msg, y.msg) {
+			if !ok || !sameRaw(t, x.raw, y.raw) {
 				return false
 			}
 		}
