@@ -426,8 +426,10 @@ func (c *h1Conn) alive() bool {
 	ok := true
 	err := c.raw.Read(func(fd uintptr) bool {
 		var b [1]byte
-		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		ok = n < 0 && (err == syscall.EAGAIN || err == syscall.EWOULDBLOCK)
+		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		// Nothing to read is the only sign of life: a byte is a response
+		// nobody asked for, zero bytes the upstream's close.
+		ok = err == syscall.EAGAIN || err == syscall.EWOULDBLOCK
 		return true
 	})
 	return ok && err == nil

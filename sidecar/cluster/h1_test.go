@@ -328,6 +328,14 @@ func TestHTTP1Reuse(t *testing.T) {
 	if n := up.accepted.Load(); n != 2 {
 		t.Errorf("%d connections, want 2 (the partly read one closed, the next reused)", n)
 	}
+	// Idle longer than checkIdleAfter: peeked at, found alive, reused.
+	time.Sleep(checkIdleAfter + 100*time.Millisecond)
+	if _, body, err := send(t, h, &HTTP1Request{Path: "/"}); err != nil || body != "0123456789" {
+		t.Fatalf("after idling: %q, %v", body, err)
+	}
+	if n := up.accepted.Load(); n != 2 {
+		t.Errorf("%d connections, want 2 (an idle live connection reused)", n)
+	}
 	waitFor(ctx, t, "one open connection", func() bool { return h.connections.Load() == 1 })
 }
 
