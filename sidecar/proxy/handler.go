@@ -117,7 +117,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex := exchanges.Get().(*exchange)
 	*ex = exchange{h: h, st: h.state.Load(), w: w, r: r}
 	ex.entry.Start = time.Now()
-	defer exchanges.Put(ex)
+	defer func() {
+		*ex = exchange{} // keep no request alive from the pool
+		exchanges.Put(ex)
+	}()
 	defer ex.finish()
 	ex.serve()
 }

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// errStreamIdle is the cancel cause when a stream saw no activity for its
+// errStreamIdle is the guard's cause when a stream saw no activity for its
 // idle timeout (Envoy's route idle_timeout, else the connection manager's
 // stream_idle_timeout; response flag SI).
 var errStreamIdle = errors.New("stream idle timeout")
@@ -17,10 +17,11 @@ var errStreamIdle = errors.New("stream idle timeout")
 var errPerTryIdle = errors.New("per-try idle timeout")
 
 // idleWatch cancels an attempt's context when the response did not move
-// for d (per_try_idle_timeout). Activity is one atomic store; the timer re-arms
-// itself for the remaining time instead of being reset per chunk.
+// for d (per_try_idle_timeout; the stream idle timeout is the guard's).
+// Activity is one atomic store; the timer re-arms itself for the remaining
+// time instead of being reset per chunk.
 type idleWatch struct {
-	ctx    context.Context // canceled with errStreamIdle when idle
+	ctx    context.Context // canceled with cause when idle
 	d      time.Duration
 	last   atomic.Int64 // unix nanos of the last activity
 	timer  *time.Timer
