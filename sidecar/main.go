@@ -102,8 +102,7 @@ type settings struct {
 	DrainTimeout time.Duration
 	AccessLog    accesslog.Options
 	// AccessLogger receives the access log (main's buffered logger, not a
-	// flag); nil:
-	// the logger run is given.
+	// flag); nil: the logger run is given.
 	AccessLogger *zap.Logger
 }
 

@@ -126,7 +126,8 @@ func newH1Pool(h *Host) *h1Pool {
 // response, its Header and its Body belong to the connection: they are
 // valid until Body.Close, which must be called (the connection is reused
 // when the body was read to its end). Value slices of Header and Trailer may
-// be kept after that. A 101 response's Body is the upgraded connection
+// be kept after that. Status (the reason phrase) is left empty: the
+// proxy sends its own. A 101 response's Body is the upgraded connection
 // (io.ReadWriteCloser, with CloseWrite); ctx then no longer applies to it.
 // ctx ending aborts the exchange: reads and writes fail at once.
 //
@@ -1220,5 +1221,6 @@ func (t h1Transport) RoundTrip(r *http.Request) (*http.Response, error) {
 	out := *res
 	out.Header = res.Header.Clone()
 	out.Request = r
+	out.Status = strconv.Itoa(res.StatusCode) + " " + http.StatusText(res.StatusCode)
 	return &out, nil
 }
