@@ -13,6 +13,7 @@
 //	sidecar -proxy-id web-1-sidecar-proxy [-control-plane 127.0.0.1:18000]
 //	        [-admin-addr 127.0.0.1:19100] [-xds-protocol delta|sotw]
 //	        [-log-level info] [-log-format json|console] [-drain-timeout 10s]
+//	        [-access-log on|off] [-access-log-sample-rate 1]
 //	sidecar probe [-admin-addr 127.0.0.1:19100] [-live] [-timeout 2s]
 //
 // `sidecar probe` exits 0 if the admin endpoint's /ready answers 200, else
@@ -26,6 +27,9 @@
 // variable. The proxy id is the Consul service ID of the connect-proxy
 // registration (<instance>-sidecar-proxy), which the control plane uses as
 // the xDS node id.
+//
+// The access log (one JSON line per request, at info level, on stderr) is
+// buffered: written when 64 KiB are pending, every second, and at exit.
 //
 // Admin endpoint (loopback only): /ready (200 once configured, else 503
 // with what it waits for), /config_dump (the xDS resources in force, the
@@ -43,6 +47,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -53,6 +58,7 @@ import (
 
 	"github.com/seed-a778acb4/consulate/internal/logging"
 	"github.com/seed-a778acb4/consulate/internal/probe"
+	"github.com/seed-a778acb4/consulate/sidecar/accesslog"
 	"github.com/seed-a778acb4/consulate/sidecar/admin"
 	"github.com/seed-a778acb4/consulate/sidecar/config"
 	"github.com/seed-a778acb4/consulate/sidecar/listener"
@@ -76,9 +82,17 @@ func main() {
 		fmt.Fprintln(os.Stderr, "sidecar:", err)
 		os.Exit(2)
 	}
+	access, flushAccess, err := logging.NewBuffered(cfg.LogLevel, cfg.LogFormat, 64<<10, time.Second)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sidecar:", err)
+		os.Exit(2)
+	}
+	cfg.AccessLogger = access
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if err := run(ctx, cfg, log, nil); err != nil {
+	err = run(ctx, cfg, log, nil)
+	_ = flushAccess()
+	if err != nil {
 		log.Error("sidecar failed", zap.Error(err))
 		_ = log.Sync()
 		os.Exit(1)
@@ -96,6 +110,10 @@ type settings struct {
 	LogFormat    string
 	XDSProtocol  xdsclient.Protocol
 	DrainTimeout time.Duration
+	AccessLog    accesslog.Options
+	// AccessLogger receives the access log (main's buffered logger, not a
+	// flag); nil: the logger run is given.
+	AccessLogger *zap.Logger
 }
 
 // flagSpec is one flag with its environment variable.
@@ -108,7 +126,7 @@ type flagSpec struct {
 // variable, then to the built-in default. Flags win over the environment.
 func parseFlags(args []string, getenv func(string) string, out io.Writer) (settings, error) {
 	var s settings
-	var proto, drain string
+	var proto, drain, access, sample string
 	specs := []flagSpec{
 		{"proxy-id", "CONSULATE_PROXY_ID", "", "xDS node id: this sidecar's Consul proxy service ID, e.g. web-1-sidecar-proxy (required)", &s.ProxyID},
 		{"control-plane", "CONSULATE_CONTROL_PLANE", "127.0.0.1:18000", "control plane gRPC (ADS) address host:port", &s.ControlPlane},
@@ -117,6 +135,8 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (setti
 		{"log-format", "CONSULATE_LOG_FORMAT", "json", "log format: json or console", &s.LogFormat},
 		{"xds-protocol", "CONSULATE_XDS_PROTOCOL", "delta", "ADS protocol: delta (incremental) or sotw (state of the world)", &proto},
 		{"drain-timeout", "CONSULATE_DRAIN_TIMEOUT", "10s", "how long listeners drain requests in flight on change or shutdown", &drain},
+		{"access-log", "CONSULATE_ACCESS_LOG", "on", "access log (a JSON line per request at info level, buffered): on or off", &access},
+		{"access-log-sample-rate", "CONSULATE_ACCESS_LOG_SAMPLE_RATE", "1", "fraction of requests logged, in (0, 1]", &sample},
 	}
 	fs := flag.NewFlagSet("sidecar", flag.ContinueOnError)
 	fs.SetOutput(out)
@@ -148,6 +168,16 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (setti
 	if s.DrainTimeout, err = time.ParseDuration(drain); err != nil || s.DrainTimeout <= 0 {
 		return s, fmt.Errorf("-drain-timeout %q: want a positive duration", drain)
 	}
+	switch access {
+	case "on":
+	case "off":
+		s.AccessLog.Off = true
+	default:
+		return s, fmt.Errorf("-access-log %q: want on or off", access)
+	}
+	if s.AccessLog.SampleRate, err = strconv.ParseFloat(sample, 64); err != nil || !(s.AccessLog.SampleRate > 0 && s.AccessLog.SampleRate <= 1) {
+		return s, fmt.Errorf("-access-log-sample-rate %q: want a fraction in (0, 1]", sample)
+	}
 	return s, nil
 }
 
@@ -165,7 +195,11 @@ func run(ctx context.Context, s settings, log *zap.Logger, onStart func(started)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	listeners, err := listener.NewManager(log, reg, listener.Options{DrainTimeout: s.DrainTimeout})
+	lopts := listener.Options{DrainTimeout: s.DrainTimeout, AccessLog: s.AccessLog}
+	if s.AccessLogger != nil {
+		lopts.AccessLogger = s.AccessLogger.With(zap.String("proxy_id", s.ProxyID))
+	}
+	listeners, err := listener.NewManager(log, reg, lopts)
 	if err != nil {
 		return fmt.Errorf("listener manager: %w", err)
 	}

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/seed-a778acb4/consulate/sidecar/accesslog"
 	dt "github.com/seed-a778acb4/consulate/sidecar/decode/decodetest"
 	"github.com/seed-a778acb4/consulate/sidecar/xdsclient"
 	"github.com/seed-a778acb4/consulate/sidecar/xdsclient/xdstest"
@@ -32,6 +33,7 @@ func TestParseFlags(t *testing.T) {
 	defaults := settings{
 		ProxyID: "web-1-sidecar-proxy", ControlPlane: "127.0.0.1:18000", AdminAddr: "127.0.0.1:19100",
 		LogLevel: "info", LogFormat: "json", XDSProtocol: xdsclient.Delta, DrainTimeout: 10 * time.Second,
+		AccessLog: accesslog.Options{SampleRate: 1},
 	}
 	tests := []struct {
 		name    string
@@ -59,6 +61,16 @@ func TestParseFlags(t *testing.T) {
 				return s
 			},
 		},
+		{
+			name: "access log",
+			args: []string{"-proxy-id", "web-1-sidecar-proxy", "-access-log", "off", "-access-log-sample-rate", "0.25"},
+			want: func(s settings) settings {
+				s.AccessLog = accesslog.Options{Off: true, SampleRate: 0.25}
+				return s
+			},
+		},
+		{name: "bad access log", args: []string{"-proxy-id", "x", "-access-log", "maybe"}, wantErr: `-access-log "maybe"`},
+		{name: "bad sample rate", args: []string{"-proxy-id", "x", "-access-log-sample-rate", "0"}, wantErr: "-access-log-sample-rate"},
 		{name: "proxy id required", wantErr: "-proxy-id (CONSULATE_PROXY_ID) is required"},
 		{name: "bad protocol", args: []string{"-proxy-id", "x", "-xds-protocol", "rest"}, wantErr: `xds protocol "rest"`},
 		{name: "stray argument", args: []string{"-proxy-id", "x", "extra"}, wantErr: "unexpected arguments"},

@@ -2,6 +2,7 @@ package accesslog
 
 import (
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -39,9 +40,10 @@ type Logger struct {
 	opts Options
 }
 
-// New returns a Logger writing to log at info level.
+// New returns a Logger writing to log at info level, without the caller
+// annotation (a runtime.Callers per line, and always this package).
 func New(log *zap.Logger, opts Options) *Logger {
-	return &Logger{log: log.Named("access"), opts: opts}
+	return &Logger{log: log.Named("access").WithOptions(zap.WithCaller(false)), opts: opts}
 }
 
 // Entry is one request's record. Field names follow the list.
@@ -88,7 +90,8 @@ func (l *Logger) Log(e *Entry) {
 	if flags == "" {
 		flags = FlagNone
 	}
-	ce.Write(
+	fp := fieldPool.Get().(*[16]zap.Field)
+	*fp = [16]zap.Field{
 		zap.Time("start_time", e.Start),
 		zap.String("method", e.Method),
 		zap.String("authority", e.Authority),
@@ -105,5 +108,12 @@ func (l *Logger) Log(e *Entry) {
 		zap.String("request_id", e.RequestID),
 		zap.String("listener", e.Listener),
 		zap.String("downstream_remote_address", e.Downstream),
-	)
+	}
+	ce.Write(fp[:]...) // cores encode or copy the fields; none keeps the slice
+	*fp = [16]zap.Field{}
+	fieldPool.Put(fp)
 }
+
+// fieldPool holds the fields of a line: passed as a slice they would
+// otherwise escape to the heap (1 KiB per request).
+var fieldPool = sync.Pool{New: func() any { return new([16]zap.Field) }}

@@ -150,7 +150,7 @@ func (st *state) releaseConn() {
 	}
 }
 
-// breakerTransport is the host's RoundTripper: the pool, plus
+// breakerTransport is an HTTP/2 host's RoundTripper: the pool, plus
 // max_pending_requests. A request is pending while it waits for a
 // connection (Envoy's definition); that can only happen when the cluster
 // is at max_connections, so below it the request goes straight to the
@@ -163,7 +163,7 @@ func (b breakerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	st := b.h.st
 	cb := st.breakers()
 	if st.conns.Load() < cb.Limit(config.ThresholdConnections) {
-		return b.h.transport.RoundTrip(req)
+		return b.h.h2Transport().RoundTrip(req)
 	}
 	if st.pending.Add(1) > cb.Limit(config.ThresholdPendingRequests) {
 		st.pending.Add(-1)
@@ -177,7 +177,7 @@ func (b breakerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	trace := &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { finish() }}
-	res, err := b.h.transport.RoundTrip(req.WithContext(httptrace.WithClientTrace(req.Context(), trace)))
+	res, err := b.h.h2Transport().RoundTrip(req.WithContext(httptrace.WithClientTrace(req.Context(), trace)))
 	finish()
 	return res, err
 }

@@ -1,8 +1,31 @@
 // Package cluster holds the upstream side of the data path: each cluster's
 // endpoints (Host), the load balancer that picks one (Picker: round robin,
 // least request, random, ring hash, maglev) and each endpoint's connection
-// pool (an http.Transport speaking HTTP/1.1 with keep-alive or h2c with
-// prior knowledge, dialing with the cluster's connect_timeout).
+// pool, dialing with the cluster's connect_timeout: HTTP/1.1 hosts have
+// the package's own keep-alive pool (Host.SendHTTP1: the request written
+// and the response read on the caller's goroutine, no goroutine per
+// connection or per request, see h1.go), HTTP/2 hosts net/http's
+// transport speaking h2c with prior knowledge (Host.Transport, built on
+// first use).
+//
+// HTTP/1.1 exchange (RFC 9112): Content-Length and chunked bodies both
+// ways (a request body of unknown length is sent chunked, with its
+// trailers; response trailers are read after the last chunk), responses
+// delimited by the connection's close, no body for HEAD, 1xx (skipped,
+// but 101), 204 and 304; chunked wins over Content-Length, which is then
+// dropped; Connection: close, and HTTP/1.0 without keep-alive, end reuse;
+// a connection is reused only when the response body was read to its end
+// and the request body was all written. A request body of known length up
+// to InlineBodyLimit is written with the headers; a larger or chunked one
+// by a goroutine of its own while the response is read, so that an
+// upstream answering early is heard. ctx ending sets the connection's
+// deadline in the past (every read and write fails at once); a 101
+// response hands the connection over and ctx no longer applies. A
+// malformed response or an unwritable request is a *ProtocolError.
+// Idle connections have no reader: one idle for more than a second is
+// peeked at (non-blocking) before reuse, an idempotent request that finds
+// its reused connection closed before any response byte is sent again on
+// a new one (as net/http does), and idle connections expire after 90 s.
 //
 // Concurrency contract. A Set has one writer: the listener manager calls
 // Update and Close from its own goroutine, never concurrently. Update
@@ -62,12 +85,12 @@
 //     (max_requests; Acquire/Release are the same), TryRetry/DoneRetry
 //     (max_retries, or retry_budget: budget_percent of active + pending
 //     requests, at least min_retry_concurrency). max_connections and
-//     max_pending_requests are enforced by Host.Transport and Host.Dial:
+//     max_pending_requests are enforced by the pools and Host.Dial:
 //     below max_connections a request goes straight to the pool; at it,
 //     the request is pending (until it gets a connection: an idle one, or
 //     a new one when a connection of the cluster closes, waiting at most
 //     the connect timeout); past max_pending_requests, or when that wait
-//     ends, RoundTrip fails with an *OverflowError (IsOverflow). The TCP
+//     ends, the request fails with an *OverflowError (IsOverflow). The TCP
 //     proxy's Host.Dial overflows at once at max_connections. Every
 //     overflow is answered 503, flag UO, x-envoy-overloaded: true.
 //

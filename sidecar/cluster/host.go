@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -20,9 +21,11 @@ type Host struct {
 	// Address is host:port.
 	Address string
 
-	transport *http.Transport
-	protocol  config.Protocol
-	timeout   time.Duration
+	h1       atomic.Pointer[h1Pool] // HTTP/1.1 hosts, see pool
+	h2       atomic.Pointer[http.Transport]
+	h2once   sync.Once
+	protocol config.Protocol
+	timeout  time.Duration
 	// dialNetwork overrides "tcp" (config.Cluster.DialNetwork).
 	dialNetwork string
 	st          *state // the cluster's live state (connection breaker)
@@ -61,33 +64,57 @@ func newHost(addr string, cfg *config.Cluster, st *state) *Host {
 	h := &Host{Address: addr, protocol: cfg.Protocol, st: st, dialNetwork: cfg.DialNetwork}
 	h.od.Address = addr
 	h.timeout = connectTimeout(cfg)
-	d := &net.Dialer{Timeout: h.timeout, KeepAlive: 30 * time.Second}
-	var protos http.Protocols
-	if cfg.Protocol == config.HTTP2 {
-		// Only unencrypted HTTP/2: http:// URLs use h2c with prior knowledge.
-		protos.SetUnencryptedHTTP2(true)
-	} else {
-		protos.SetHTTP1(true)
-	}
-	h.transport = &http.Transport{
-		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			return h.dial(ctx, d, network, true)
-		},
-		Protocols:           &protos,
-		MaxIdleConns:        0,
-		MaxIdleConnsPerHost: 256,
-		IdleConnTimeout:     idleConnTimeout,
-		DisableCompression:  true,
-		// Keep the upstream's headers as they are: the proxy answers
-		// 100-continue itself and forwards no proxy environment.
-		Proxy: nil,
-	}
 	return h
 }
 
-// Transport is the host's connection pool, under the cluster's
-// max_connections and max_pending_requests (see breakerTransport).
-func (h *Host) Transport() http.RoundTripper { return breakerTransport{h: h} }
+// pool is the HTTP/1.1 host's pool, made on first use (like the HTTP/2
+// transport: a sidecar with thousands of clusters uses few of them).
+func (h *Host) pool() *h1Pool {
+	if p := h.h1.Load(); p != nil {
+		return p
+	}
+	h.h1.CompareAndSwap(nil, newH1Pool(h))
+	return h.h1.Load()
+}
+
+// h2Transport is the HTTP/2 (h2c) host's net/http transport, built on
+// first use: a sidecar with thousands of clusters uses few of them.
+func (h *Host) h2Transport() *http.Transport {
+	if t := h.h2.Load(); t != nil {
+		return t
+	}
+	h.h2once.Do(func() {
+		d := &net.Dialer{Timeout: h.timeout, KeepAlive: 30 * time.Second}
+		var protos http.Protocols
+		// Only unencrypted HTTP/2: http:// URLs use h2c with prior knowledge.
+		protos.SetUnencryptedHTTP2(true)
+		h.h2.Store(&http.Transport{
+			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+				return h.dial(ctx, d, network, true)
+			},
+			Protocols:           &protos,
+			MaxIdleConns:        0,
+			MaxIdleConnsPerHost: 256,
+			IdleConnTimeout:     idleConnTimeout,
+			DisableCompression:  true,
+			// Keep the upstream's headers as they are: the proxy answers
+			// 100-continue itself and forwards no proxy environment.
+			Proxy: nil,
+		})
+	})
+	return h.h2.Load()
+}
+
+// Transport is the host's connection pool as a RoundTripper, under the
+// cluster's max_connections and max_pending_requests: net/http's HTTP/2
+// transport for HTTP/2 hosts (see breakerTransport), the host's own
+// HTTP/1.1 pool otherwise (see SendHTTP1, which the proxy calls directly).
+func (h *Host) Transport() http.RoundTripper {
+	if h.protocol != config.HTTP2 {
+		return h1Transport{h: h}
+	}
+	return breakerTransport{h: h}
+}
 
 // Protocol is what the pool speaks.
 func (h *Host) Protocol() config.Protocol { return h.protocol }
@@ -140,7 +167,14 @@ func (h *Host) dial(ctx context.Context, d *net.Dialer, network string, canWait 
 // Ejected reports whether outlier detection ejected the host.
 func (h *Host) Ejected() bool { return h.od.Ejected() }
 
-func (h *Host) closeIdle() { h.transport.CloseIdleConnections() }
+func (h *Host) closeIdle() {
+	if p := h.h1.Load(); p != nil {
+		p.closeIdle()
+	}
+	if t := h.h2.Load(); t != nil {
+		t.CloseIdleConnections()
+	}
+}
 
 type countedConn struct {
 	net.Conn

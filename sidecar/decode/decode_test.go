@@ -496,7 +496,9 @@ func TestRejects(t *testing.T) {
 		{"route header add_if_absent", route(func(rc *routev3.RouteConfiguration) {
 			rc.RequestHeadersToAdd = []*corev3.HeaderValueOption{{Header: &corev3.HeaderValue{Key: "a", Value: "b"}, AppendAction: corev3.HeaderValueOption_ADD_IF_ABSENT}}
 		}), `request_headers_to_add[0].append_action: ADD_IF_ABSENT is not supported`},
-		{"cluster STRICT_DNS", cluster(func(c *clusterv3.Cluster) { c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STRICT_DNS} }),
+		{"cluster STRICT_DNS", cluster(func(c *clusterv3.Cluster) {
+			c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STRICT_DNS}
+		}),
 			`type: STRICT_DNS is not supported (STATIC, EDS or LOGICAL_DNS)`},
 		{"cluster LOGICAL_DNS with two endpoints", cluster(func(c *clusterv3.Cluster) {
 			c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_LOGICAL_DNS}

@@ -1,6 +1,7 @@
 package listener
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -23,6 +24,9 @@ import (
 type Options struct {
 	// AccessLog configures the access log (on, every request, by default).
 	AccessLog accesslog.Options
+	// AccessLogger is where access-log lines go (e.g. a buffered logger);
+	// nil: the manager's logger.
+	AccessLogger *zap.Logger
 	// DrainTimeout bounds how long a removed or changed listener waits for
 	// its requests in flight (default 10 s).
 	DrainTimeout time.Duration
@@ -56,7 +60,7 @@ func NewManager(log *zap.Logger, reg prometheus.Registerer, opts Options) (*Mana
 	}
 	m := &Manager{
 		log: log, opts: opts, metrics: metrics,
-		access:    accesslog.New(log, opts.AccessLog),
+		access:    accesslog.New(cmp.Or(opts.AccessLogger, log), opts.AccessLog),
 		clusters:  cluster.NewSet(log),
 		listeners: map[string]*listener{},
 	}

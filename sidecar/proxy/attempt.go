@@ -67,12 +67,11 @@ func (ex *exchange) attempts(ctx context.Context, c *cluster.Cluster, vh *config
 		ex.entry.UpstreamHost, ex.entry.Attempts = host.Address, n
 		host.Begin()
 		actx, cancel := ex.tryContext(ctx, p)
-		out := ex.outbound(actx, vh, rt, wc, host)
 		sent := time.Now()
-		res, err := host.Transport().RoundTrip(out)
+		res, err := ex.send(actx, vh, rt, wc, host)
 		if err == nil {
-			ex.reqTimer.disarm() // Envoy: the response started
-			if requestTimedOut(ctx) {
+			ex.g.disarmRequest() // Envoy: the response started
+			if ex.ended(errRequestTimeout) {
 				// The timeout fired first and cut the client's body: the
 				// upstream answered a truncated request.
 				res.Body.Close()
@@ -149,8 +148,24 @@ func (ex *exchange) deliver(ctx context.Context, res *http.Response, err error, 
 		return
 	}
 	// Envoy's router reports the upstream's time to headers.
-	res.Header["X-Envoy-Upstream-Service-Time"] = []string{strconv.FormatInt(time.Since(sent).Milliseconds(), 10)}
+	res.Header["X-Envoy-Upstream-Service-Time"] = millisValue(time.Since(sent).Milliseconds())
 	ex.respond(ctx, res, vh, rt, wc)
+}
+
+// smallMillis are shared header values for 0-255 ms (never modified in
+// place, like the other shared values).
+var smallMillis = func() (v [256][]string) {
+	for i := range v {
+		v[i] = []string{strconv.Itoa(i)}
+	}
+	return v
+}()
+
+func millisValue(ms int64) []string {
+	if ms >= 0 && ms < int64(len(smallMillis)) {
+		return smallMillis[ms]
+	}
+	return []string{strconv.FormatInt(ms, 10)}
 }
 
 // overloaded answers a circuit-breaker overflow: 503 UO, and Envoy's
@@ -194,7 +209,7 @@ func (ex *exchange) judge(ctx, actx context.Context, host *cluster.Host, res *ht
 		return retry.ResponseOutcome(res.StatusCode, res.Header)
 	}
 	switch {
-	case ex.r.Context().Err() != nil, idledOut(ctx), requestTimedOut(ctx):
+	case ex.r.Context().Err() != nil, ex.ended(errStreamIdle), ex.ended(errRequestTimeout):
 		// The downstream went away, idled out or was too slow to send its
 		// request: says nothing about the host, and nothing is retried
 		// (ctx has ended).

@@ -105,15 +105,15 @@ func benchRequests(b *testing.B, url, body string) {
 // replay, and with one that retries every request once (the upstream
 // fails every other request with 503).
 //
-// Figures (2026-11-25, shared 2-core AMD EPYC, -benchtime=4000x -count=3;
+// Figures (2026-12-07, shared 2-core AMD EPYC, -benchtime=3000x -count=5/6;
 // ns/op varies ±50% with the other jobs on the machine, allocs/op does
-// not):
+// not; in parentheses before issue 8's optimisation, 2026-11-25):
 //
-//	NoPolicy          ~230-440 µs/op  13.9 KB  146 allocs (146 before retries existed)
-//	Policy            ~230-360 µs/op  14.6 KB  153-154 allocs (per-try timeout context)
-//	NoPolicyBody1KiB  ~240-350 µs/op  17.2 KB  182 allocs (abortable body read: +6)
-//	PolicyBody1KiB    ~450-520 µs/op  18.0 KB  193 allocs (pooled replay buffer)
-//	PolicyRetryEach   ~490-650 µs/op  20.1 KB  219 allocs (two upstream exchanges)
+//	NoPolicy          ~110-280 µs/op   7.8 KB   89 allocs (146)
+//	Policy            ~110-200 µs/op   8.8 KB  102 allocs (153: per-try timeout context)
+//	NoPolicyBody1KiB  ~120-230 µs/op  10.0 KB  127 allocs (182)
+//	PolicyBody1KiB    ~130-230 µs/op  10.9 KB  140 allocs (192: pooled replay buffer)
+//	PolicyRetryEach   ~280-320 µs/op  11.5 KB  137 allocs (218: two upstream exchanges)
 //
 // The decision itself (package retry): BenchmarkRetriable ~95 ns/op and
 // BenchmarkBackoff ~50 ns/op, 0 allocs.

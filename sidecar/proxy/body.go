@@ -86,7 +86,7 @@ func (r *replayReader) Close() error {
 var errBodyTooLarge = errors.New("request body larger than the buffer limit")
 
 // bufferBody reads the request body (through ex.body, which counts and
-// touches the idle watch) into a pooled buffer of at most limit bytes.
+// touches the guard's idle timeout) into a pooled buffer of at most limit bytes.
 // Within the limit it sets ex.replay. Above it, ex.stream is the part read
 // so far followed by the rest of the body, and errBodyTooLarge is
 // returned. A slow client cannot hold the proxy: when ctx ends (stream idle

@@ -10,6 +10,13 @@
 // running finish on the one they loaded (drain). The hot path takes no lock:
 // live counters are atomics, metrics children are cached per cluster and
 // status code in atomic pointers, copy buffers come from a sync.Pool.
+// Each request's working state (exchange), its guard (one timer for the
+// stream idle, request and route timeouts; the attempts' context; see
+// guard.go) and its upstream header map are pooled and reused once the
+// request is over; HTTP/1.1 upstreams are reached with the cluster
+// package's own pool (Host.SendHTTP1), HTTP/2 ones with net/http's
+// transport. The downstream going away is watched from 20 ms into a
+// request on (reads and writes on its connection fail at once anyway).
 // Upgraded (WebSocket) connections are tracked so that Close can end them;
 // each upgraded connection uses one extra goroutine that ends when either
 // side closes or Close is called.

@@ -85,9 +85,9 @@ type exchange struct {
 	r     *http.Request
 	entry accesslog.Entry
 	body  *countingBody
-	idle  *idleWatch // nil without an idle timeout
-	// reqTimer is the connection manager's request_timeout, nil when off.
-	reqTimer *requestTimer
+	// g is the request's guard (timeouts, cancellation, the attempts'
+	// context) once it is forwarded; nil before.
+	g *guard
 	// tryIdle is the current attempt's per_try_idle_timeout watch.
 	tryIdle *idleWatch
 	// replay is the buffered request body when retries may resend it;
@@ -103,12 +103,24 @@ type exchange struct {
 	countInResponse bool
 	// setCookie is a generated hash-policy cookie for the response.
 	setCookie string
+	// scratch holds generated header values of the HTTP/1.1 request while
+	// scratchValues is set (see value).
+	scratch       [3]string
+	scratchValues bool
 }
+
+// exchanges are pooled: nothing refers to one once ServeHTTP returned.
+var exchanges = sync.Pool{New: func() any { return new(exchange) }}
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ex := exchange{h: h, st: h.state.Load(), w: w, r: r}
+	ex := exchanges.Get().(*exchange)
+	*ex = exchange{h: h, st: h.state.Load(), w: w, r: r}
 	ex.entry.Start = time.Now()
+	defer func() {
+		*ex = exchange{} // keep no request alive from the pool
+		exchanges.Put(ex)
+	}()
 	defer ex.finish()
 	ex.serve()
 }
@@ -170,21 +182,19 @@ func (ex *exchange) forward(vh *config.VirtualHost, rt *config.Route) {
 	hash, hasHash, setCookie := requestHash(a.HashPolicies, ex.r)
 	ex.setCookie = setCookie
 
-	// The idle watch is the outer context so that an upgraded connection,
-	// which outlives the route timeout, can still idle out.
-	ctx := ex.r.Context()
+	// One guard holds the stream idle timeout, request_timeout and the
+	// route timeout; it is the attempts' context.
 	idle := a.IdleTimeout
-	if idle == 0 && ex.st.HCM != nil {
-		idle = ex.st.HCM.StreamIdleTimeout
+	var reqTimeout time.Duration
+	if hcm := ex.st.HCM; hcm != nil {
+		if idle == 0 {
+			idle = hcm.StreamIdleTimeout
+		}
+		reqTimeout = hcm.RequestTimeout
 	}
-	if idle > 0 {
-		ctx, ex.idle = startIdleWatch(ctx, idle)
-		defer ex.idle.stop()
-	}
-	if hcm := ex.st.HCM; hcm != nil && hcm.RequestTimeout > 0 {
-		ctx, ex.reqTimer = startRequestTimer(ctx, ex.entry.Start, hcm.RequestTimeout)
-		defer ex.reqTimer.stop()
-	}
+	ex.g = newGuard(ex.r.Context(), ex.entry.Start, idle, reqTimeout)
+	defer ex.g.release() // registered first: runs last
+	ctx := context.Context(ex.g)
 	// The virtual host's retry policy applies to routes without one.
 	p := a.RetryPolicy
 	if p == nil && vh != nil {
@@ -196,13 +206,10 @@ func (ex *exchange) forward(vh *config.VirtualHost, rt *config.Route) {
 	// Envoy's route timeout starts once the request was received and
 	// spans every attempt and back-off.
 	if a.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, a.Timeout)
-		defer cancel()
+		ex.g.startRoute(a.Timeout)
 	}
 	if ex.stream != nil {
-		// Registered last so that it is released before the contexts
-		// above are canceled on the way out.
+		// Registered after the guard's release, so run before it.
 		defer ex.abortReadsWhenDone(ctx)()
 	}
 	ex.attempts(ctx, c, vh, rt, wc, p, hash, hasHash)
@@ -233,10 +240,11 @@ func bufferLimit(st *State, vh *config.VirtualHost, rt *config.Route) int {
 func (ex *exchange) prepareBody(ctx context.Context, p *config.RetryPolicy, limit int) bool {
 	r := ex.r
 	if r.Body == nil || r.Body == http.NoBody {
-		ex.reqTimer.disarm() // the whole request is in
+		ex.g.disarmRequest() // the whole request is in
 		return true
 	}
-	ex.body = &countingBody{rc: r.Body, idle: ex.idle, done: ex.reqTimer}
+	ex.body = &countingBody{rc: r.Body}
+	ex.body.g.Store(ex.g)
 	if p == nil || p.NumRetries == 0 {
 		ex.stream = ex.body
 		return true
@@ -245,9 +253,9 @@ func (ex *exchange) prepareBody(ctx context.Context, p *config.RetryPolicy, limi
 	switch {
 	case err == nil, err == errBodyTooLarge:
 		return true
-	case requestTimedOut(ctx):
+	case ex.ended(errRequestTimeout):
 		ex.localReply(http.StatusRequestTimeout, "", "request timeout")
-	case idledOut(ctx):
+	case ex.ended(errStreamIdle):
 		ex.localReply(http.StatusRequestTimeout, accesslog.StreamIdleTimeout, "stream timeout")
 	case r.Context().Err() != nil:
 		ex.localReply(0, accesslog.DownstreamConnTermination, "")
@@ -257,18 +265,22 @@ func (ex *exchange) prepareBody(ctx context.Context, p *config.RetryPolicy, limi
 	return false
 }
 
+// ended reports whether the request's guard ended with cause.
+func (ex *exchange) ended(cause error) bool { return ex.g != nil && ex.g.Cause() == cause }
+
 // classify maps an upstream error to Envoy's status and response flag.
+// ctx is the attempt's context (the guard, or a per-try one under it).
 func (ex *exchange) classify(ctx context.Context, err error) (int, string, string) {
 	switch {
 	// Our own timeouts first: when they cut the client's body, net/http
 	// also cancels the request's context.
-	case requestTimedOut(ctx):
+	case ex.ended(errRequestTimeout):
 		return http.StatusRequestTimeout, "", "request timeout"
-	case idledOut(ctx):
+	case ex.ended(errStreamIdle):
 		return http.StatusRequestTimeout, accesslog.StreamIdleTimeout, "stream timeout"
 	case ex.r.Context().Err() != nil:
 		return 0, accesslog.DownstreamConnTermination, ""
-	case ctx.Err() == context.DeadlineExceeded, tryIdledOut(ctx):
+	case ex.ended(errRouteTimeout), ctx.Err() == context.DeadlineExceeded, tryIdledOut(ctx):
 		return http.StatusGatewayTimeout, accesslog.UpstreamRequestTimeout, "upstream request timeout"
 	case cluster.IsConnectError(err):
 		return http.StatusServiceUnavailable, accesslog.UpstreamConnectionFailure,
@@ -357,6 +369,7 @@ func (ex *exchange) finish() {
 	e.Duration = time.Since(e.Start)
 	if ex.body != nil {
 		e.BytesReceived = ex.body.n.Load()
+		ex.body.g.Store(nil) // a body writer may outlive the exchange
 	}
 	if ex.replay != nil {
 		ex.replay.release()

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// errStreamIdle is the cancel cause when a stream saw no activity for its
+// errStreamIdle is the guard's cause when a stream saw no activity for its
 // idle timeout (Envoy's route idle_timeout, else the connection manager's
 // stream_idle_timeout; response flag SI).
 var errStreamIdle = errors.New("stream idle timeout")
@@ -16,20 +16,17 @@ var errStreamIdle = errors.New("stream idle timeout")
 // activity for the retry policy's per_try_idle_timeout (response flag UT).
 var errPerTryIdle = errors.New("per-try idle timeout")
 
-// idleWatch cancels a request's context when neither the request body nor
-// the response moved for d. Activity is one atomic store; the timer re-arms
-// itself for the remaining time instead of being reset per chunk.
+// idleWatch cancels an attempt's context when the response did not move
+// for d (per_try_idle_timeout; the stream idle timeout is the guard's).
+// Activity is one atomic store; the timer re-arms itself for the remaining
+// time instead of being reset per chunk.
 type idleWatch struct {
-	ctx    context.Context // canceled with errStreamIdle when idle
+	ctx    context.Context // canceled with cause when idle
 	d      time.Duration
 	last   atomic.Int64 // unix nanos of the last activity
 	timer  *time.Timer
 	cancel context.CancelCauseFunc
 	cause  error
-}
-
-func startIdleWatch(ctx context.Context, d time.Duration) (context.Context, *idleWatch) {
-	return startWatch(ctx, d, errStreamIdle)
 }
 
 func startWatch(ctx context.Context, d time.Duration, cause error) (context.Context, *idleWatch) {
@@ -60,8 +57,6 @@ func (w *idleWatch) stop() {
 		w.cancel(context.Canceled)
 	}
 }
-
-func idledOut(ctx context.Context) bool { return context.Cause(ctx) == errStreamIdle }
 
 // tryIdledOut: the attempt's per_try_idle_timeout fired.
 func tryIdledOut(ctx context.Context) bool { return context.Cause(ctx) == errPerTryIdle }

@@ -174,3 +174,69 @@ func TestUpgradeTimeouts(t *testing.T) {
 		t.Errorf("closed after %v idle, want about 600ms", d)
 	}
 }
+
+// TestHTTP1UpstreamFraming: what the proxy's own HTTP/1.1 exchange must
+// carry end to end: trailers, bodiless responses (HEAD, 204, 304), a
+// chunked request body, 100-continue, and connection reuse.
+func TestHTTP1UpstreamFraming(t *testing.T) {
+	up, hits := counted(t, false, func(_ int32, w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/trailers":
+			w.Header().Set("Trailer", "X-Checksum")
+			io.WriteString(w, "body")
+			w.Header().Set("X-Checksum", "abc")
+		case "/nocontent":
+			w.WriteHeader(http.StatusNoContent)
+		case "/notmodified":
+			w.Header().Set("ETag", `"v1"`)
+			w.WriteHeader(http.StatusNotModified)
+		case "/echo":
+			b, _ := io.ReadAll(r.Body)
+			fmt.Fprintf(w, "%s %d %q", r.Method, r.ContentLength, b)
+		default:
+			w.Header().Set("Content-Length", "5")
+			if r.Method != "HEAD" {
+				io.WriteString(w, "hello")
+			}
+		}
+	})
+	p := startProxy(t, catchAll(toCluster("c")), map[string]*config.Cluster{"c": oneHost("c", addrOf(up), config.HTTP1)}, nil)
+	c := client(t, false)
+
+	res, body := get(t, c, newReq(t, "GET", p.url("/trailers"), ""))
+	if body != "body" || res.Trailer.Get("X-Checksum") != "abc" {
+		t.Errorf("trailers: %q, trailer %v", body, res.Trailer)
+	}
+	res, body = get(t, c, newReq(t, "HEAD", p.url("/"), ""))
+	if res.StatusCode != 200 || body != "" || res.ContentLength != 5 {
+		t.Errorf("HEAD: %d %q length %d, want 200, no body, length 5", res.StatusCode, body, res.ContentLength)
+	}
+	for path, code := range map[string]int{"/nocontent": 204, "/notmodified": 304} {
+		if res, body := get(t, c, newReq(t, "GET", p.url(path), "")); res.StatusCode != code || body != "" {
+			t.Errorf("%s: %d %q, want %d without body", path, res.StatusCode, body, code)
+		}
+	}
+	req := newReq(t, "POST", p.url("/echo"), "")
+	req.Body = io.NopCloser(strings.NewReader("chunked up")) // unknown length: chunked
+	if _, body := get(t, c, req); body != `POST -1 "chunked up"` {
+		t.Errorf("chunked request body: upstream saw %s", body)
+	}
+	req = newReq(t, "PUT", p.url("/echo"), "waited for", "Expect", "100-continue")
+	if _, body := get(t, c, req); body != `PUT 10 "waited for"` {
+		t.Errorf("100-continue: upstream saw %s", body)
+	}
+	before := hits.Load()
+	for range 5 {
+		get(t, c, newReq(t, "GET", p.url("/"), ""))
+	}
+	if n := hits.Load() - before; n != 5 {
+		t.Fatalf("%d upstream requests, want 5", n)
+	}
+	var conns int64
+	for _, hs := range p.set.Status() {
+		conns += hs.ActiveConnections
+	}
+	if conns != 1 {
+		t.Errorf("%d upstream connections after sequential requests, want 1 (reused)", conns)
+	}
+}

@@ -41,9 +41,9 @@ func (ex *exchange) respond(ctx context.Context, res *http.Response, vh *config.
 		case errors.Is(err, errDownstreamWrite):
 			ex.entry.Flags = accesslog.DownstreamConnTermination
 			return
-		case idledOut(ctx):
+		case ex.ended(errStreamIdle):
 			ex.entry.Flags = accesslog.StreamIdleTimeout
-		case ctx.Err() == context.DeadlineExceeded, tryIdledOut(ctx):
+		case ex.ended(errRouteTimeout), ctx.Err() == context.DeadlineExceeded, tryIdledOut(ctx):
 			ex.entry.Flags = accesslog.UpstreamRequestTimeout
 		case isStreamReset(err):
 			ex.entry.Flags = accesslog.UpstreamRemoteReset
@@ -72,7 +72,7 @@ func (ex *exchange) copyBody(res *http.Response) error {
 	for {
 		n, rerr := res.Body.Read(buf)
 		if n > 0 {
-			ex.idle.touch()
+			ex.g.touch()
 			ex.tryIdle.touch()
 			wn, werr := ex.w.Write(buf[:n])
 			ex.entry.BytesSent += int64(wn)

@@ -38,16 +38,16 @@ func (ex *exchange) upgrade(res *http.Response) {
 	defer stop()
 	defer conn.Close()
 	defer back.Close()
-	if ex.idle != nil {
-		idleCtx := ex.idle.ctx
-		stopIdle := context.AfterFunc(idleCtx, func() {
-			if idledOut(idleCtx) {
-				conn.Close()
-				back.Close()
-			}
-		})
-		defer stopIdle()
-	}
+	// The route timeout ended with the 101; the idle timeout goes on.
+	ex.g.endRoute()
+	g := ex.g
+	stopIdle := context.AfterFunc(g, func() {
+		if g.Cause() == errStreamIdle {
+			conn.Close()
+			back.Close()
+		}
+	})
+	defer stopIdle()
 
 	hdr := http.Header{}
 	copyHeader(hdr, res.Header)
@@ -63,13 +63,13 @@ func (ex *exchange) upgrade(res *http.Response) {
 	received := make(chan int64, 1)
 	go func() {
 		// brw.Reader first: it may hold bytes the client sent early.
-		n, _ := io.Copy(back, touchReader{r: brw.Reader, idle: ex.idle})
+		n, _ := io.Copy(back, touchReader{r: brw.Reader, g: ex.g})
 		if cw, ok := back.(interface{ CloseWrite() error }); ok {
 			cw.CloseWrite()
 		}
 		received <- n
 	}()
-	n, err := io.Copy(conn, touchReader{r: back, idle: ex.idle})
+	n, err := io.Copy(conn, touchReader{r: back, g: ex.g})
 	ex.entry.BytesSent += n
 	if err != nil {
 		ex.h.log.Debug("upgraded connection ended", zap.Error(err))
@@ -82,14 +82,14 @@ func (ex *exchange) upgrade(res *http.Response) {
 
 // touchReader records activity for the idle timeout on every read.
 type touchReader struct {
-	r    io.Reader
-	idle *idleWatch
+	r io.Reader
+	g *guard
 }
 
 func (t touchReader) Read(p []byte) (int, error) {
 	n, err := t.r.Read(p)
 	if n > 0 {
-		t.idle.touch()
+		t.g.touch()
 	}
 	return n, err
 }

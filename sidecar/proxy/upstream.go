@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -84,16 +85,123 @@ func headerHasToken(vs []string, token string) bool {
 	return false
 }
 
-// outbound builds the upstream request; the inbound one is not modified.
-func (ex *exchange) outbound(ctx context.Context, vh *config.VirtualHost, rt *config.Route, wc *config.WeightedCluster, host *cluster.Host) *http.Request {
+// outboundHeader fills dst with the upstream request's headers and returns
+// its request-target (path and query) and Host; the inbound request is not
+// modified.
+func (ex *exchange) outboundHeader(dst http.Header, vh *config.VirtualHost, rt *config.Route, wc *config.WeightedCluster, host *cluster.Host) (path, query, authority string) {
 	r := ex.r
 	a := rt.Forward
-	path, query := router.SplitTarget(r)
+	path, query = router.SplitTarget(r)
 	rewritten := false
 	if p, ok := ex.st.Routes.RewritePath(rt, path); ok {
 		path, rewritten = p, true
 	}
+	copyHeader(dst, r.Header)
+	if rewritten {
+		// Envoy tells the upstream what the client asked for.
+		dst["X-Envoy-Original-Path"] = []string{r.RequestURI}
+	}
+	if headerHasToken(r.Header["Te"], "trailers") {
+		dst["Te"] = valueTrailers // gRPC needs it end to end
+	}
+	if up := upgradeType(r.Header); up != "" {
+		dst["Connection"] = valueConnUpgrade
+		dst["Upgrade"] = []string{up}
+	}
+	authority = r.Host
+	switch {
+	case a.HostRewriteLiteral != "":
+		authority = a.HostRewriteLiteral
+	case a.AutoHostRewrite, authority == "":
+		authority = host.Address
+	}
+	hcm := ex.st.HCM
+	if hcm == nil {
+		hcm = &config.HTTPConnectionManager{}
+	}
+	if hcm.UseRemoteAddress {
+		if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+			if prior := dst["X-Forwarded-For"]; len(prior) > 0 {
+				ip = strings.Join(prior, ", ") + ", " + ip
+			}
+			dst["X-Forwarded-For"] = ex.value(0, ip)
+		}
+	}
+	if hcm.UseRemoteAddress || len(dst["X-Forwarded-Proto"]) == 0 {
+		if r.TLS != nil {
+			dst["X-Forwarded-Proto"] = valueHTTPS
+		} else {
+			dst["X-Forwarded-Proto"] = valueHTTP
+		}
+	}
+	id := dst.Get("X-Request-Id")
+	if id == "" && hcm.GenerateRequestID {
+		// One id for every attempt of the request.
+		if id = ex.entry.RequestID; id == "" {
+			id = newRequestID()
+		}
+		dst["X-Request-Id"] = ex.value(1, id)
+	}
+	ex.entry.RequestID = id
+	if vh != nil && vh.IncludeRequestAttemptCount {
+		// Envoy overrides any value a previous hop set; attempts count
+		// from 1.
+		dst["X-Envoy-Attempt-Count"] = ex.value(2, strconv.Itoa(ex.entry.Attempts))
+	}
+	ex.mutateRequest(dst, vh, rt, wc)
+	return path, query, authority
+}
+
+// send makes one attempt on host: over the host's own HTTP/1.1 pool, or
+// net/http's HTTP/2 transport.
+func (ex *exchange) send(ctx context.Context, vh *config.VirtualHost, rt *config.Route, wc *config.WeightedCluster, host *cluster.Host) (*http.Response, error) {
+	if host.Protocol() == config.HTTP2 {
+		return host.Transport().RoundTrip(ex.outbound(ctx, vh, rt, wc, host))
+	}
+	hdr := headerPool.Get().(http.Header)
+	defer func() {
+		clear(hdr)
+		headerPool.Put(hdr)
+	}()
+	req := cluster.HTTP1Request{Method: ex.r.Method, Header: hdr, Trailer: ex.r.Trailer}
+	// The map is written out and cleared before SendHTTP1 returns: its
+	// generated values may live in the exchange.
+	ex.scratchValues = true
+	req.Path, req.Query, req.Host = ex.outboundHeader(hdr, vh, rt, wc, host)
+	ex.scratchValues = false
+	switch {
+	case ex.replay != nil && len(ex.replay.data) <= cluster.InlineBodyLimit:
+		req.BodyBytes, req.ContentLength = ex.replay.data, ex.r.ContentLength
+	case ex.replay != nil:
+		// Written on a goroutine that may outlast the attempt: a reader
+		// holding the buffer.
+		req.Body, req.ContentLength = ex.replay.reader(), ex.r.ContentLength
+	case ex.stream != nil:
+		req.Body, req.ContentLength = ex.stream, ex.r.ContentLength
+	}
+	return host.SendHTTP1(ctx, &req)
+}
+
+// value returns a one-value header slice: in the exchange's scratch slot i
+// while scratchValues is set (the HTTP/1.1 path), else a fresh one.
+func (ex *exchange) value(i int, v string) []string {
+	if !ex.scratchValues {
+		return []string{v}
+	}
+	ex.scratch[i] = v
+	return ex.scratch[i : i+1 : i+1]
+}
+
+// headerPool holds the upstream requests' header maps (HTTP/1.1: the map
+// is written out before SendHTTP1 returns and not kept).
+var headerPool = sync.Pool{New: func() any { return make(http.Header, 16) }}
+
+// outbound builds the upstream request for net/http's transport.
+func (ex *exchange) outbound(ctx context.Context, vh *config.VirtualHost, rt *config.Route, wc *config.WeightedCluster, host *cluster.Host) *http.Request {
+	r := ex.r
 	out := r.WithContext(ctx)
+	out.Header = make(http.Header, len(r.Header)+4)
+	path, query, authority := ex.outboundHeader(out.Header, vh, rt, wc, host)
 	u := &url.URL{Scheme: "http", Host: host.Address, RawQuery: query}
 	if strings.HasPrefix(path, "//") {
 		if p, err := url.PathUnescape(path); err == nil {
@@ -106,59 +214,7 @@ func (ex *exchange) outbound(ctx context.Context, vh *config.VirtualHost, rt *co
 	out.URL = u
 	out.RequestURI = ""
 	out.Close = false
-	out.Header = make(http.Header, len(r.Header)+4)
-	copyHeader(out.Header, r.Header)
-	if rewritten {
-		// Envoy tells the upstream what the client asked for.
-		out.Header["X-Envoy-Original-Path"] = []string{r.RequestURI}
-	}
-	if headerHasToken(r.Header["Te"], "trailers") {
-		out.Header["Te"] = valueTrailers // gRPC needs it end to end
-	}
-	if up := upgradeType(r.Header); up != "" {
-		out.Header["Connection"] = valueConnUpgrade
-		out.Header["Upgrade"] = []string{up}
-	}
-	switch {
-	case a.HostRewriteLiteral != "":
-		out.Host = a.HostRewriteLiteral
-	case a.AutoHostRewrite:
-		out.Host = host.Address
-	}
-	hcm := ex.st.HCM
-	if hcm == nil {
-		hcm = &config.HTTPConnectionManager{}
-	}
-	if hcm.UseRemoteAddress {
-		if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-			if prior := out.Header["X-Forwarded-For"]; len(prior) > 0 {
-				ip = strings.Join(prior, ", ") + ", " + ip
-			}
-			out.Header["X-Forwarded-For"] = []string{ip}
-		}
-	}
-	if hcm.UseRemoteAddress || len(out.Header["X-Forwarded-Proto"]) == 0 {
-		if r.TLS != nil {
-			out.Header["X-Forwarded-Proto"] = valueHTTPS
-		} else {
-			out.Header["X-Forwarded-Proto"] = valueHTTP
-		}
-	}
-	id := out.Header.Get("X-Request-Id")
-	if id == "" && hcm.GenerateRequestID {
-		// One id for every attempt of the request.
-		if id = ex.entry.RequestID; id == "" {
-			id = newRequestID()
-		}
-		out.Header["X-Request-Id"] = []string{id}
-	}
-	ex.entry.RequestID = id
-	if vh != nil && vh.IncludeRequestAttemptCount {
-		// Envoy overrides any value a previous hop set; attempts count
-		// from 1.
-		out.Header["X-Envoy-Attempt-Count"] = []string{strconv.Itoa(ex.entry.Attempts)}
-	}
-	ex.mutateRequest(out.Header, vh, rt, wc)
+	out.Host = authority
 	switch {
 	case ex.replay != nil:
 		out.Body = ex.replay.reader()
@@ -264,25 +320,27 @@ func requestHash(ps []config.HashPolicy, r *http.Request) (uint64, bool, string)
 	return h, have, setCookie
 }
 
-// countingBody counts request body bytes. The transport may read it from
-// its own goroutine, hence the atomic.
+// countingBody counts request body bytes, as activity for the stream idle
+// timeout; its end disarms request_timeout. A transport may read it from
+// its own goroutine, hence the atomics.
+// The guard is detached when the exchange ends (guards are pooled; a body
+// writer may still read).
 type countingBody struct {
-	rc   io.ReadCloser
-	n    atomic.Int64
-	idle *idleWatch
-	done *requestTimer // disarmed at the body's end
-	eof  atomic.Bool
+	rc  io.ReadCloser
+	n   atomic.Int64
+	g   atomic.Pointer[guard]
+	eof atomic.Bool
 }
 
 func (b *countingBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	if n > 0 {
 		b.n.Add(int64(n))
-		b.idle.touch()
+		b.g.Load().touch()
 	}
 	if err == io.EOF {
 		b.eof.Store(true)
-		b.done.disarm()
+		b.g.Load().disarmRequest()
 	}
 	return n, err
 }
@@ -290,6 +348,9 @@ func (b *countingBody) Read(p []byte) (int, error) {
 func (b *countingBody) Close() error { return b.rc.Close() }
 
 func isProtocolError(err error) bool {
+	if cluster.IsProtocolError(err) {
+		return true
+	}
 	s := err.Error()
 	return strings.Contains(s, "malformed") || strings.Contains(s, "unsupported transfer encoding") ||
 		strings.Contains(s, "PROTOCOL_ERROR") || strings.Contains(s, "invalid header")

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
@@ -17,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/seed-a778acb4/consulate/sidecar/config"
@@ -216,8 +218,19 @@ func TestFullConfigAndUpdate(t *testing.T) {
 			if h.client.Current() != got {
 				t.Errorf("Current is not the updated config")
 			}
-			if a := h.client.Applied(); len(a.Resources[xdsclient.ListenerType]) != 2 {
-				t.Errorf("Applied resources: %d listeners, want 2", len(a.Resources[xdsclient.ListenerType]))
+			a := h.client.Applied()
+			if len(a.Resources[xdsclient.ListenerType]) != 2 {
+				t.Fatalf("Applied resources: %d listeners, want 2", len(a.Resources[xdsclient.ListenerType]))
+			}
+			// Resources are kept as received and decoded when read.
+			for _, m := range a.Resources[xdsclient.ListenerType] {
+				l, ok := m.ProtoReflect().Interface().(*listenerv3.Listener)
+				if !ok || l.GetName() == "" || l.GetAddress() == nil {
+					t.Errorf("applied listener decodes to %v", m.ProtoReflect().Interface())
+				}
+			}
+			if b, err := protojson.Marshal(a.Resources[xdsclient.ClusterType][0]); err != nil || !strings.Contains(string(b), `"name"`) {
+				t.Errorf("applied cluster as JSON: %s, %v", b, err)
 			}
 		})
 	}

@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"runtime/debug"
 	"time"
 
 	"go.uber.org/zap"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
@@ -114,6 +114,11 @@ func (c *Client) publish(a *Applied) {
 	if c.applied.Swap(a) == nil {
 		c.m.ready.Set(1)
 		c.log.Info("first complete config applied, ready")
+		// Decoding the first config (all of it at once, thousands of
+		// resources in a large mesh) leaves garbage several times the
+		// config's size; give it back to the OS now rather than when the
+		// scavenger gets to it (10,000 clusters: 75 → 60 MiB RSS).
+		debug.FreeOSMemory()
 	}
 }
 
@@ -126,7 +131,7 @@ func sameResources(a, b *store) bool {
 		}
 		for name, x := range ra {
 			y, ok := rb[name]
-			if !ok || !proto.Equal(x.msg, y.msg) {
+			if !ok || !sameRaw(t, x.raw, y.raw) {
 				return false
 			}
 		}

@@ -1,6 +1,7 @@
 package xdsclient
 
 import (
+	"bytes"
 	"fmt"
 	"maps"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/seed-a778acb4/consulate/sidecar/config"
@@ -51,7 +53,11 @@ func shortType(typeURL string) string {
 type resource struct {
 	name    string
 	version string
-	msg     proto.Message
+	// raw is the resource as received (the Any's value): kept for
+	// /config_dump and change detection instead of the decoded proto
+	// tree, several times its size (with 10,000 clusters, most of the
+	// sidecar's heap).
+	raw []byte
 
 	listener  *config.Listener
 	route     *config.RouteConfig
@@ -89,7 +95,7 @@ func decodeResource(typeURL, name string, a *anypb.Any) (*resource, error) {
 	case ListenerType:
 		m := &listenerv3.Listener{}
 		if err = a.UnmarshalTo(m); err == nil {
-			r.name, r.msg = m.GetName(), m
+			r.name = m.GetName()
 			if r.listener, err = decode.Listener(m); err == nil {
 				r.fetchTimeout = decode.InitialFetchTimeout(decode.RDSConfigSource(m))
 			}
@@ -97,13 +103,13 @@ func decodeResource(typeURL, name string, a *anypb.Any) (*resource, error) {
 	case RouteType:
 		m := &routev3.RouteConfiguration{}
 		if err = a.UnmarshalTo(m); err == nil {
-			r.name, r.msg = m.GetName(), m
+			r.name = m.GetName()
 			r.route, err = decode.RouteConfiguration(m)
 		}
 	case ClusterType:
 		m := &clusterv3.Cluster{}
 		if err = a.UnmarshalTo(m); err == nil {
-			r.name, r.msg = m.GetName(), m
+			r.name = m.GetName()
 			if r.cluster, err = decode.Cluster(m); err == nil {
 				r.fetchTimeout = decode.InitialFetchTimeout(m.GetEdsClusterConfig().GetEdsConfig())
 			}
@@ -111,7 +117,7 @@ func decodeResource(typeURL, name string, a *anypb.Any) (*resource, error) {
 	case EndpointType:
 		m := &endpointv3.ClusterLoadAssignment{}
 		if err = a.UnmarshalTo(m); err == nil {
-			r.name, r.msg = m.GetClusterName(), m
+			r.name = m.GetClusterName()
 			r.endpoints, err = decode.ClusterLoadAssignment(m)
 		}
 	default:
@@ -120,6 +126,7 @@ func decodeResource(typeURL, name string, a *anypb.Any) (*resource, error) {
 	if err != nil {
 		return nil, err
 	}
+	r.raw = a.GetValue()
 	if name != "" && name != r.name {
 		return nil, fmt.Errorf("%s resource %q: the resource is named %q", shortType(typeURL), name, r.name)
 	}
@@ -380,18 +387,68 @@ func (s *store) has(r ref) bool {
 	return ok
 }
 
-// dump returns the raw resources by type URL, sorted by name.
+// dump returns the raw resources by type URL, sorted by name; each is
+// decoded when read (see rawMessage).
 func (s *store) dump() map[string][]proto.Message {
 	out := make(map[string][]proto.Message, len(s.byType))
 	for t, res := range s.byType {
 		names := sortedKeys(res)
 		msgs := make([]proto.Message, 0, len(names))
 		for _, n := range names {
-			msgs = append(msgs, res[n].msg)
+			msgs = append(msgs, rawMessage{typeURL: t, raw: res[n].raw})
 		}
 		out[t] = msgs
 	}
 	return out
+}
+
+// rawMessage is a resource kept as received. It is a proto.Message whose
+// ProtoReflect decodes a fresh copy on every call: for reading
+// (/config_dump's protojson), not for changing.
+type rawMessage struct {
+	typeURL string
+	raw     []byte
+}
+
+func (m rawMessage) ProtoReflect() protoreflect.Message {
+	msg := newMessage(m.typeURL)
+	if msg == nil {
+		return (&anypb.Any{TypeUrl: m.typeURL, Value: m.raw}).ProtoReflect()
+	}
+	if err := proto.Unmarshal(m.raw, msg); err != nil {
+		// It was decoded once when received; say so rather than panic.
+		return (&anypb.Any{TypeUrl: m.typeURL, Value: m.raw}).ProtoReflect()
+	}
+	return msg.ProtoReflect()
+}
+
+// newMessage returns an empty message of a supported type URL, else nil.
+func newMessage(typeURL string) proto.Message {
+	switch typeURL {
+	case ListenerType:
+		return &listenerv3.Listener{}
+	case RouteType:
+		return &routev3.RouteConfiguration{}
+	case ClusterType:
+		return &clusterv3.Cluster{}
+	case EndpointType:
+		return &endpointv3.ClusterLoadAssignment{}
+	}
+	return nil
+}
+
+// sameRaw reports whether two received resources of typeURL are equal:
+// the same bytes, or (when a control plane encodes a resource differently)
+// the same message.
+func sameRaw(typeURL string, a, b []byte) bool {
+	if bytes.Equal(a, b) {
+		return true
+	}
+	ma, mb := newMessage(typeURL), newMessage(typeURL)
+	if ma == nil || proto.Unmarshal(a, ma) != nil || proto.Unmarshal(b, mb) != nil {
+		return false
+	}
+	return proto.Equal(ma, mb)
 }
 
 // resourceVersions returns name → version for one type.

@@ -37,6 +37,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -45,6 +46,7 @@ import (
 
 type settings struct {
 	SidecarBin   string        `json:"-"`
+	BaselineBin  string        `json:"-"`
 	UpstreamBin  string        `json:"-"`
 	Targets      []string      `json:"targets"`
 	Rounds       int           `json:"rounds"`
@@ -73,6 +75,7 @@ func main() {
 	var s settings
 	var targets string
 	flag.StringVar(&s.SidecarBin, "sidecar", "bin/sidecar", "sidecar binary")
+	flag.StringVar(&s.BaselineBin, "baseline", "", "a second sidecar binary (e.g. built before a change), measured as target sidecar-baseline (one hop, access log on, like sidecar) in the same rounds")
 	flag.StringVar(&s.UpstreamBin, "upstream", "bin/bench-upstream", "upstream binary (bench/cmd/upstream)")
 	flag.StringVar(&targets, "targets", allTargets, "comma-separated targets")
 	flag.IntVar(&s.Rounds, "rounds", 3, "rounds (targets interleaved in each)")
@@ -91,10 +94,13 @@ func main() {
 	flag.StringVar(&s.Profile, "profile", "", "instead of the comparison, profile the sidecar's data path (bin/sidecarprof) under wrk and write cpu.pprof, allocs.pprof and profile.json here")
 	flag.StringVar(&s.ProfBin, "sidecarprof", "bin/sidecarprof", "profiling binary (bench/cmd/sidecarprof) for -profile")
 	flag.StringVar(&s.ProfLevel, "profile-log-level", "info", "sidecar log level for -profile (info: access log on)")
-	flag.StringVar(&s.ProfArgs, "profile-args", "", "extra sidecarprof flags for -profile, space-separated (e.g. -buffered-log)")
+	flag.StringVar(&s.ProfArgs, "profile-args", "", "extra sidecarprof flags for -profile, space-separated (e.g. -unbuffered-access-log)")
 	flag.IntVar(&s.ProfMemRate, "profile-memprofilerate", 0, "runtime.MemProfileRate for -profile (0: Go's default; 4096 for a fine allocs.pprof, which inflates CPU)")
 	flag.Parse()
 	s.Targets = strings.Split(targets, ",")
+	if s.BaselineBin != "" && !slices.Contains(s.Targets, "sidecar-baseline") {
+		s.Targets = append(s.Targets, "sidecar-baseline")
+	}
 	if s.Rounds < 1 || s.Duration < time.Second || s.Rate < 1 {
 		fmt.Fprintln(os.Stderr, "proxybench: -rounds ≥ 1, -duration ≥ 1s and -rate ≥ 1 please")
 		os.Exit(2)

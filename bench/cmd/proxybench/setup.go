@@ -88,7 +88,7 @@ func setUp(ctx context.Context, s settings, dir string) (*env, error) {
 	// Sidecars: node → snapshot, then the processes.
 	snaps := map[string]*cachev3.Snapshot{}
 	upEP := []decodetest.HostPort{hostPort(e.upHTTP)}
-	one, quiet, cli, srv, grpcL := lo+port(), lo+port(), lo+port(), lo+port(), lo+port()
+	one, quiet, cli, srv, grpcL, base := lo+port(), lo+port(), lo+port(), lo+port(), lo+port(), lo+port()
 	add := func(node string, fw ...xdsstatic.Forward) error {
 		snap, err := xdsstatic.Snapshot("1", fw...)
 		snaps[node] = snap
@@ -97,6 +97,9 @@ func setUp(ctx context.Context, s settings, dir string) (*env, error) {
 	if err := add("bench-1hop",
 		xdsstatic.Forward{Name: "app", Port: pnum(one), Endpoints: upEP},
 		xdsstatic.Forward{Name: "grpc", Port: pnum(grpcL), HTTP2: true, Endpoints: []decodetest.HostPort{hostPort(e.upGRPC)}}); err != nil {
+		return e, err
+	}
+	if err := add("bench-baseline", xdsstatic.Forward{Name: "app", Port: pnum(base), Endpoints: upEP}); err != nil {
 		return e, err
 	}
 	if err := add("bench-quiet", xdsstatic.Forward{Name: "app", Port: pnum(quiet), Endpoints: upEP}); err != nil {
@@ -127,17 +130,28 @@ func setUp(ctx context.Context, s settings, dir string) (*env, error) {
 		}
 	}()
 
-	sidecar := func(node, level string) (*child, error) {
+	sidecarBin := func(bin, node, level string) (*child, error) {
 		log := ""
 		if s.SidecarLogs {
 			log = filepath.Join(dir, node+".log")
 		}
-		c, err := start(node, s.ProxyCPU, []string{"GOMAXPROCS=1"}, log, s.SidecarBin,
+		c, err := start(node, s.ProxyCPU, []string{"GOMAXPROCS=1"}, log, bin,
 			"-proxy-id", node, "-control-plane", e.xdsAddr, "-admin-addr", lo+port(), "-log-level", level)
 		if err == nil {
 			e.children = append(e.children, c)
 		}
 		return c, err
+	}
+	sidecar := func(node, level string) (*child, error) { return sidecarBin(s.SidecarBin, node, level) }
+	if want("sidecar-baseline") {
+		if s.BaselineBin == "" {
+			return e, fmt.Errorf("target sidecar-baseline needs -baseline")
+		}
+		c, err := sidecarBin(s.BaselineBin, "bench-baseline", "info")
+		if err != nil {
+			return e, err
+		}
+		e.targets["sidecar-baseline"] = &target{name: "sidecar-baseline", url: "http://" + base + "/", procs: []*child{c}}
 	}
 	if want("sidecar") || want("grpc-sidecar") {
 		c, err := sidecar("bench-1hop", "info")

@@ -37,8 +37,6 @@ import (
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/seed-a778acb4/consulate/bench/xdsstatic"
 	"github.com/seed-a778acb4/consulate/internal/logging"
@@ -54,14 +52,14 @@ func main() {
 	out := flag.String("out", ".", "directory for cpu.pprof, allocs.pprof and stats.json")
 	level := flag.String("log-level", "info", "log level (info writes the access log to stderr)")
 	many := flag.Int("many", 0, "instead of profiling requests: load a snapshot with this many routes and clusters, write heap.pprof once it serves, and exit")
-	buffered := flag.Bool("buffered-log", false, "experiment: log through a 256 KiB zapcore.BufferedWriteSyncer without caller annotation (what proposal 3 in bench/README.md would do)")
+	unbuffered := flag.Bool("unbuffered-access-log", false, "write the access log unbuffered through the main logger (the sidecar before issue 8's optimisation), for comparison")
 	proto := flag.String("xds-protocol", "delta", "ADS protocol: delta or sotw")
 	memRate := flag.Int("memprofilerate", 0, "runtime.MemProfileRate (0: Go's default, 512 KiB; 4096 samples allocations finely but costs CPU)")
 	flag.Parse()
 	if *memRate > 0 {
 		runtime.MemProfileRate = *memRate
 	}
-	if err := run(*upstream, *listen, *out, *level, *many, xdsclient.Protocol(*proto), *buffered); err != nil {
+	if err := run(*upstream, *listen, *out, *level, *many, xdsclient.Protocol(*proto), *unbuffered); err != nil {
 		fmt.Fprintln(os.Stderr, "sidecarprof:", err)
 		os.Exit(1)
 	}
@@ -75,17 +73,19 @@ type stats struct {
 	HeapInUseMiB float64 `json:"heap_inuse_mib"`
 }
 
-func run(upstream, listen, out, level string, many int, proto xdsclient.Protocol, buffered bool) error {
+func run(upstream, listen, out, level string, many int, proto xdsclient.Protocol, unbuffered bool) error {
 	log, err := logging.New(level, "json")
 	if err != nil {
 		return err
 	}
-	if buffered {
-		var flush func() error
-		if log, flush, err = bufferedLogger(level); err != nil {
-			return err
-		}
-		defer flush()
+	// The access log as sidecar/main.go wires it: buffered, no caller.
+	access, flush, err := logging.NewBuffered(level, "json", 64<<10, time.Second)
+	if err != nil {
+		return err
+	}
+	defer flush()
+	if unbuffered {
+		access = log
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -117,7 +117,7 @@ func run(upstream, listen, out, level string, many int, proto xdsclient.Protocol
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	lm, err := listener.NewManager(log, reg, listener.Options{DrainTimeout: time.Second})
+	lm, err := listener.NewManager(log, reg, listener.Options{DrainTimeout: time.Second, AccessLogger: access})
 	if err != nil {
 		return err
 	}
@@ -191,21 +191,6 @@ func hostPort(addr string) (decodetest.HostPort, error) {
 	}
 	n, err := strconv.Atoi(p)
 	return decodetest.HostPort{Host: h, Port: uint32(n)}, err
-}
-
-// bufferedLogger is logging.New's JSON logger writing through a buffer
-// (flushed every second and at exit) and without the caller field.
-func bufferedLogger(level string) (*zap.Logger, func() error, error) {
-	var lvl zapcore.Level
-	if err := lvl.UnmarshalText([]byte(level)); err != nil {
-		return nil, nil, err
-	}
-	enc := zap.NewProductionEncoderConfig()
-	enc.TimeKey = "time"
-	enc.EncodeTime = zapcore.RFC3339NanoTimeEncoder
-	enc.EncodeDuration = zapcore.MillisDurationEncoder
-	ws := &zapcore.BufferedWriteSyncer{WS: zapcore.AddSync(os.Stderr), Size: 256 << 10, FlushInterval: time.Second}
-	return zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), ws, lvl)), ws.Stop, nil
 }
 
 // heapProfile writes heap.pprof (after a GC) and heap.json for a sidecar
