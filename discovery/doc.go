@@ -86,11 +86,11 @@
 // later (one probe covers every move before it, and probes are spaced as
 // much), whose service-level check IDs are compared with each service's
 // last fetch; the services that differ are fetched (an instance with
-// checks comes and goes with them; TestWatcherSeesMaskedRegistration). A
-// move that no fetch has explained once the probe's fetches have landed
-// triggers a refetch of every service (a check-less instance, or one
-// changed in place). A check-less instance hidden behind another write is
-// left to the periodic resync. Every service is also refetched when an
+// checks comes and goes with them; TestWatcherSeesMaskedRegistration), and
+// so are the services with a check-less instance, which no probe can see
+// (few in a mesh, where instances and sidecars have checks). A move that
+// no fetch has explained once the probe's fetches have landed triggers a
+// refetch of every service (an instance changed in place). Every service is also refetched when an
 // index goes backwards (a restarted -dev agent, a restored snapshot), when
 // Consul becomes reachable after an outage (it may have restarted
 // meanwhile), and every Options.Resync (10 minutes) as that safety net.

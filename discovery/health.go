@@ -88,6 +88,10 @@ type fetchedHealth struct {
 	// serviceChecks lists the service-level checks (any status), sorted:
 	// what a probe of every check compares (see onProbe).
 	serviceChecks []checkKey
+	// checkLess: an instance had no service-level check (or there was no
+	// instance). A probe of every check cannot see such instances come or
+	// go, so every probe refetches these services (see onProbe).
+	checkLess bool
 }
 
 func healthOf(index uint64, entries []*api.ServiceEntry) *fetchedHealth {
@@ -98,6 +102,9 @@ func healthOf(index uint64, entries []*api.ServiceEntry) *fetchedHealth {
 		}
 		if !slices.Contains(h.nodes, e.Node.Node) {
 			h.nodes = append(h.nodes, e.Node.Node)
+		}
+		if !slices.ContainsFunc(e.Checks, func(c *api.HealthCheck) bool { return c != nil && c.ServiceID != "" }) {
+			h.checkLess = true
 		}
 		for _, c := range e.Checks {
 			if c == nil {
@@ -119,6 +126,9 @@ func healthOf(index uint64, entries []*api.ServiceEntry) *fetchedHealth {
 		}
 	}
 	slices.SortFunc(h.serviceChecks, compareKeys)
+	if len(h.nodes) == 0 {
+		h.checkLess = true
+	}
 	return h
 }
 

@@ -429,6 +429,46 @@ func TestWatcherSeesMaskedRegistration(t *testing.T) {
 		waitSnapshot(t, w, 10*time.Second, "pay-2 and late-1", healthIs(map[string]mesh.Health{
 			"pay-1": mesh.HealthPassing, "pay-2": mesh.HealthPassing, "late-1": mesh.HealthPassing}))
 	})
+	t.Run("a check-less instance behind another write", func(t *testing.T) {
+		// The probe of every check cannot see pay-2 (no check); late-1's
+		// fetch explains the catalog move that also covers pay-2's write.
+		// Services with check-less instances are refetched on every probe.
+		a := consultest.Start(t)
+		var g *gate
+		client := testClient(t, a, func(next http.RoundTripper) http.RoundTripper {
+			g = newGate(next, "/v1/catalog/services")
+			return g
+		})
+		defer g.open()
+		w := startWatcher(t, client, Options{Coalesce: 50 * time.Millisecond, Resync: -1}, zaptest.NewLogger(t))
+		agent := a.Client.Agent()
+		if err := agent.ServiceRegister(&api.AgentServiceRegistration{ID: "pay-1", Name: "pay", Port: 8001}); err != nil {
+			t.Fatal(err)
+		}
+		waitSnapshot(t, w, 20*time.Second, "pay-1", healthIs(map[string]mesh.Health{"pay-1": mesh.HealthPassing}))
+
+		g.close()
+		if err := agent.ServiceRegister(&api.AgentServiceRegistration{ID: "warmup-1", Name: "warmup", Port: 8002}); err != nil {
+			t.Fatal(err)
+		}
+		var warmup uint64
+		waitUntil(t, 10*time.Second, "warmup in the catalog", func() bool {
+			warmup = serviceIndex(a, "warmup", "warmup-1")
+			return warmup != 0
+		})
+		g.holdAfter(t, warmup)
+		if err := agent.ServiceRegister(&api.AgentServiceRegistration{ID: "pay-2", Name: "pay", Port: 8003}); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, 10*time.Second, "pay-2 in the catalog", func() bool { return serviceIndex(a, "pay", "pay-2") != 0 })
+		if err := agent.ServiceRegister(&api.AgentServiceRegistration{ID: "late-1", Name: "late", Port: 8004, Check: passing("late-1")}); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, 10*time.Second, "late in the catalog", func() bool { return serviceIndex(a, "late", "late-1") != 0 })
+		g.open()
+		waitSnapshot(t, w, 10*time.Second, "pay-2 and late-1", healthIs(map[string]mesh.Health{
+			"pay-1": mesh.HealthPassing, "pay-2": mesh.HealthPassing, "late-1": mesh.HealthPassing}))
+	})
 	t.Run("one transaction", func(t *testing.T) {
 		a := consultest.Start(t)
 		w := startWatcher(t, a.Client, Options{Coalesce: 50 * time.Millisecond, Resync: -1}, zaptest.NewLogger(t))

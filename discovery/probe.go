@@ -22,9 +22,11 @@ import (
 // read of every check (/v1/health/state/any), whose service-level check
 // IDs are compared with what each service's last fetch showed; the
 // services that differ are fetched (an instance with checks comes and
-// goes with its checks). A move that no fetch has explained once the
-// probe's fetches have landed is a check-less instance, or one changed in
-// place: every service is refetched.
+// goes with its checks). Services with a check-less instance (or none)
+// are fetched on every probe as well: the probe cannot see their
+// instances, and their write may hide behind another one. A move that no
+// fetch has explained once the probe's fetches have landed is an instance
+// changed in place: every service is refetched.
 //
 // A probe starts three coalescing windows after the oldest move it covers
 // (one probe covers every move before it) and at least that long after
@@ -106,7 +108,11 @@ func (l *loop) onProbe(r probeResult) {
 		if h := l.health[name]; h != nil {
 			have = h.serviceChecks
 		}
-		if !slices.Equal(keys, have) {
+		// A check-less instance is invisible to the probe, and its write
+		// can hide behind another in one catalog response (see the top of
+		// this file), so services that have one are fetched again on every
+		// probe: few in a mesh, where instances and sidecars have checks.
+		if !slices.Equal(keys, have) || l.health[name] == nil || l.health[name].checkLess {
 			l.markPending(name)
 			l.probeNamed[name] = true
 		}
