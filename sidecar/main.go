@@ -61,6 +61,7 @@ import (
 	"github.com/seed-a778acb4/consulate/sidecar/accesslog"
 	"github.com/seed-a778acb4/consulate/sidecar/admin"
 	"github.com/seed-a778acb4/consulate/sidecar/config"
+	"github.com/seed-a778acb4/consulate/sidecar/dns"
 	"github.com/seed-a778acb4/consulate/sidecar/listener"
 	"github.com/seed-a778acb4/consulate/sidecar/xdsclient"
 )
@@ -211,15 +212,17 @@ func run(ctx context.Context, s settings, log *zap.Logger, onStart func(started)
 		}
 	}()
 
+	// STRICT_DNS clusters get their hosts from DNS on the way in.
+	resolver := dns.New(log.Named("dns"), func(_ context.Context, cfg *config.Config) error {
+		return listeners.Apply(cfg)
+	}, nil)
 	client, err := xdsclient.New(xdsclient.Options{
 		NodeID:       s.ProxyID,
 		ControlPlane: s.ControlPlane,
 		Protocol:     s.XDSProtocol,
 		Logger:       log,
 		Registerer:   reg,
-		Apply: func(_ context.Context, cfg *config.Config) error {
-			return listeners.Apply(cfg)
-		},
+		Apply:        resolver.Apply,
 	})
 	if err != nil {
 		return err
@@ -255,6 +258,7 @@ func run(ctx context.Context, s settings, log *zap.Logger, onStart func(started)
 			cancel()
 		}
 	})
+	wg.Go(func() { resolver.Run(ctx) })
 	wg.Go(func() {
 		if err := client.Run(ctx); err != nil {
 			errc <- err

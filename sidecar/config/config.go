@@ -330,6 +330,11 @@ type Cluster struct {
 	// dns_lookup_family is V4_ONLY/V6_ONLY (its endpoint is a name,
 	// resolved for every new connection).
 	DialNetwork string
+	// StrictDNS: the endpoints are host:port names, each resolved to all
+	// its addresses (one host each) before use and every DNSRefreshRate
+	// (Envoy's STRICT_DNS; package sidecar/dns).
+	StrictDNS      bool
+	DNSRefreshRate time.Duration
 }
 
 // HealthStatus of an endpoint as EDS says it.

@@ -22,6 +22,7 @@ const (
 	defaultRingMax               = 8 * 1024 * 1024
 	defaultMaglevTableSize       = 65537
 	defaultHealthyPanicThreshold = 50.0
+	defaultDNSRefreshRate        = 5 * time.Second
 	defaultBudgetPercent         = 20.0
 	defaultMinRetryConcurrency   = 3
 )
@@ -85,6 +86,29 @@ func cluster(c *clusterv3.Cluster) (*config.Cluster, error) {
 		if out.EDSServiceName == "" {
 			out.EDSServiceName = c.GetName()
 		}
+	case clusterv3.Cluster_STRICT_DNS:
+		// Envoy: every address each endpoint's name resolves to is a host,
+		// resolved again every dns_refresh_rate (default 5 s); the sidecar
+		// does it in package sidecar/dns before the cluster is used.
+		if c.GetEdsClusterConfig() != nil {
+			return nil, fmt.Errorf("eds_cluster_config: only valid with type EDS")
+		}
+		if c.GetLoadAssignment() == nil {
+			return nil, fmt.Errorf("load_assignment is required for type STRICT_DNS")
+		}
+		if c.GetRespectDnsTtl() {
+			return nil, fmt.Errorf("respect_dns_ttl: not supported (names are resolved every dns_refresh_rate)")
+		}
+		eps, err := endpointsOf(c.GetLoadAssignment(), true)
+		if err != nil {
+			return nil, fmt.Errorf("load_assignment: %w", err)
+		}
+		out.Endpoints = eps
+		out.StrictDNS = true
+		out.DNSRefreshRate = duration(c.GetDnsRefreshRate(), defaultDNSRefreshRate)
+		if out.DialNetwork, err = dnsFamily(c); err != nil {
+			return nil, err
+		}
 	case clusterv3.Cluster_LOGICAL_DNS:
 		// Envoy: a single endpoint whose name is resolved, and whose first
 		// address takes each new connection; connections outlive a change
@@ -103,19 +127,11 @@ func cluster(c *clusterv3.Cluster) (*config.Cluster, error) {
 			return nil, fmt.Errorf("load_assignment: %w", err)
 		}
 		out.Endpoints = eps
-		switch f := c.GetDnsLookupFamily(); f {
-		case clusterv3.Cluster_V4_ONLY:
-			out.DialNetwork = "tcp4"
-		case clusterv3.Cluster_V6_ONLY:
-			out.DialNetwork = "tcp6"
-		case clusterv3.Cluster_AUTO, clusterv3.Cluster_ALL:
-			// Go's dialer tries the resolved addresses of both families
-			// (RFC 6555), as AUTO's "IPv6 then IPv4" fallback does.
-		default:
-			return nil, fmt.Errorf("dns_lookup_family: %s is not supported (AUTO, V4_ONLY, V6_ONLY or ALL)", f)
+		if out.DialNetwork, err = dnsFamily(c); err != nil {
+			return nil, err
 		}
 	default:
-		return nil, fmt.Errorf("type: %s is not supported (STATIC, EDS or LOGICAL_DNS)", c.GetType())
+		return nil, fmt.Errorf("type: %s is not supported (STATIC, EDS, STRICT_DNS or LOGICAL_DNS)", c.GetType())
 	}
 	if err := lbPolicy(c, out); err != nil {
 		return nil, err
@@ -312,4 +328,22 @@ func protocol(c *clusterv3.Cluster) (config.Protocol, error) {
 		}
 	}
 	return p, nil
+}
+
+// dnsFamily maps a DNS cluster's dns_lookup_family to the network its
+// hosts are resolved and dialled on ("" for both families).
+func dnsFamily(c *clusterv3.Cluster) (string, error) {
+	switch f := c.GetDnsLookupFamily(); f {
+	case clusterv3.Cluster_V4_ONLY:
+		return "tcp4", nil
+	case clusterv3.Cluster_V6_ONLY:
+		return "tcp6", nil
+	case clusterv3.Cluster_AUTO, clusterv3.Cluster_ALL:
+		// Both families: Go's dialer tries the resolved addresses of both
+		// (RFC 6555), as AUTO's "IPv6 then IPv4" fallback does; STRICT_DNS
+		// makes a host of every address.
+		return "", nil
+	default:
+		return "", fmt.Errorf("dns_lookup_family: %s is not supported (AUTO, V4_ONLY, V6_ONLY or ALL)", f)
+	}
 }

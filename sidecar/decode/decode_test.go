@@ -303,6 +303,25 @@ func TestCluster(t *testing.T) {
 			},
 		},
 		{
+			name: "STRICT_DNS: names, V4_ONLY, refresh rate",
+			in: func() *clusterv3.Cluster {
+				c := dt.EDSCluster("api")
+				c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STRICT_DNS}
+				c.EdsClusterConfig = nil
+				c.LoadAssignment = dt.CLA("api", dt.HostPort{Host: "a.example", Port: 80}, dt.HostPort{Host: "10.0.0.1", Port: 81})
+				c.DnsLookupFamily = clusterv3.Cluster_V4_ONLY
+				c.DnsRefreshRate = durationpb.New(2 * time.Second)
+				return c
+			},
+			want: func() config.Cluster {
+				c := base("api")
+				c.ConnectTimeout = time.Second
+				c.StrictDNS, c.DNSRefreshRate, c.DialNetwork = true, 2*time.Second, "tcp4"
+				c.Endpoints = []config.Endpoint{{Address: "a.example:80", Weight: 1, Health: config.HealthHealthy}, {Address: "10.0.0.1:81", Weight: 1, Health: config.HealthHealthy}}
+				return c
+			},
+		},
+		{
 			name: "resilience settings",
 			in: func() *clusterv3.Cluster {
 				c := dt.EDSCluster("api")
@@ -496,10 +515,15 @@ func TestRejects(t *testing.T) {
 		{"route header add_if_absent", route(func(rc *routev3.RouteConfiguration) {
 			rc.RequestHeadersToAdd = []*corev3.HeaderValueOption{{Header: &corev3.HeaderValue{Key: "a", Value: "b"}, AppendAction: corev3.HeaderValueOption_ADD_IF_ABSENT}}
 		}), `request_headers_to_add[0].append_action: ADD_IF_ABSENT is not supported`},
-		{"cluster STRICT_DNS", cluster(func(c *clusterv3.Cluster) {
+		{"cluster STRICT_DNS respecting DNS TTLs", cluster(func(c *clusterv3.Cluster) {
 			c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STRICT_DNS}
-		}),
-			`type: STRICT_DNS is not supported (STATIC, EDS or LOGICAL_DNS)`},
+			c.EdsClusterConfig = nil
+			c.LoadAssignment = dt.CLA("c", dt.HostPort{Host: "a.example", Port: 80})
+			c.RespectDnsTtl = true
+		}), `respect_dns_ttl: not supported`},
+		{"cluster ORIGINAL_DST", cluster(func(c *clusterv3.Cluster) {
+			c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_ORIGINAL_DST}
+		}), `type: ORIGINAL_DST is not supported (STATIC, EDS, STRICT_DNS or LOGICAL_DNS)`},
 		{"cluster LOGICAL_DNS with two endpoints", cluster(func(c *clusterv3.Cluster) {
 			c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_LOGICAL_DNS}
 			c.EdsClusterConfig = nil
@@ -522,10 +546,10 @@ func TestRejects(t *testing.T) {
 		}), `api_config_source.api_type: REST is not supported`},
 		{"cluster transport_socket", cluster(func(c *clusterv3.Cluster) { c.TransportSocket = &corev3.TransportSocket{Name: "tls"} }),
 			`cluster "c": field transport_socket is not supported`},
-		{"cluster strict dns", cluster(func(c *clusterv3.Cluster) {
+		{"cluster strict dns without endpoints", cluster(func(c *clusterv3.Cluster) {
 			c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STRICT_DNS}
 			c.EdsClusterConfig = nil
-		}), `type: STRICT_DNS is not supported`},
+		}), `load_assignment is required for type STRICT_DNS`},
 		{"cluster outlier local origin success rate", cluster(func(c *clusterv3.Cluster) {
 			c.OutlierDetection = &clusterv3.OutlierDetection{EnforcingLocalOriginSuccessRate: wrapperspb.UInt32(1)}
 		}), `cluster "c": outlier_detection: field enforcing_local_origin_success_rate is not supported`},

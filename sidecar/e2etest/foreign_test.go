@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ import (
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/seed-a778acb4/consulate/sidecar/cluster"
 	dt "github.com/seed-a778acb4/consulate/sidecar/decode/decodetest"
 	"github.com/seed-a778acb4/consulate/sidecar/xdsclient/xdstest"
 )
@@ -132,5 +134,53 @@ func TestConfigShapedLikeGoControlPlaneExample(t *testing.T) {
 		}
 	default:
 		t.Error("the upstream saw no request")
+	}
+}
+
+// TestStrictDNSCluster: a STRICT_DNS cluster whose endpoint is a name
+// (localhost, V4_ONLY) gets a host per address from DNS and carries
+// traffic, with no NACK.
+func TestStrictDNSCluster(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "strict") }))
+	t.Cleanup(up.Close)
+	_, upPort, _ := net.SplitHostPort(up.Listener.Addr().String())
+	upPortN, _ := strconv.Atoi(upPort)
+
+	cl := &clusterv3.Cluster{
+		Name:                 "dns",
+		ConnectTimeout:       durationpb.New(time.Second),
+		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STRICT_DNS},
+		DnsLookupFamily:      clusterv3.Cluster_V4_ONLY,
+		DnsRefreshRate:       durationpb.New(100 * time.Millisecond),
+		LoadAssignment:       dt.CLA("dns", dt.HostPort{Host: "localhost", Port: uint32(upPortN)}),
+	}
+	port := freePort(t)
+	cp := xdstest.Start(t, "127.0.0.1:0")
+	sc := startSidecar(t, cp.Addr, "dns-test")
+	cp.Set("dns-test", xdstest.Snapshot(t, "1", map[string][]types.Resource{
+		resourcev3.ListenerType: {dt.HTTPListener("public", "127.0.0.1", port, "r")},
+		resourcev3.RouteType:    {dt.Route("r", "dns")},
+		resourcev3.ClusterType:  {cl},
+	}))
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	url := "http://127.0.0.1:" + strconv.Itoa(int(port)) + "/"
+	xdstest.WaitFor(t, "the STRICT_DNS cluster to answer", 10*time.Second, func() bool {
+		if n := cp.NACKs(); len(n) > 0 {
+			t.Fatalf("the sidecar NACKed: %v", n)
+		}
+		res, err := c.Get(url)
+		if err != nil {
+			return false
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		return res.StatusCode == 200 && string(b) == "strict"
+	})
+	hosts := sc.listeners.Clusters()
+	want := "127.0.0.1:" + upPort
+	if !slices.ContainsFunc(hosts, func(h cluster.HostStatus) bool { return h.Cluster == "dns" && h.Address == want }) {
+		t.Errorf("hosts %+v, want %s resolved from localhost", hosts, want)
 	}
 }

@@ -28,6 +28,7 @@ import (
 
 	"github.com/seed-a778acb4/consulate/sidecar/config"
 	dt "github.com/seed-a778acb4/consulate/sidecar/decode/decodetest"
+	"github.com/seed-a778acb4/consulate/sidecar/dns"
 	"github.com/seed-a778acb4/consulate/sidecar/listener"
 	"github.com/seed-a778acb4/consulate/sidecar/xdsclient"
 	"github.com/seed-a778acb4/consulate/sidecar/xdsclient/xdstest"
@@ -51,9 +52,10 @@ func startSidecar(t *testing.T, controlPlane, nodeID string) *sidecar {
 	if err != nil {
 		t.Fatal(err)
 	}
+	resolver := dns.New(log, func(_ context.Context, cfg *config.Config) error { return m.Apply(cfg) }, nil)
 	client, err := xdsclient.New(xdsclient.Options{
 		NodeID: nodeID, ControlPlane: controlPlane, Logger: log, Registerer: reg,
-		Apply: func(_ context.Context, cfg *config.Config) error { return m.Apply(cfg) },
+		Apply: resolver.Apply,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +64,10 @@ func startSidecar(t *testing.T, controlPlane, nodeID string) *sidecar {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		var wg sync.WaitGroup
+		wg.Go(func() { resolver.Run(ctx) })
 		client.Run(ctx)
+		wg.Wait()
 	}()
 	t.Cleanup(func() {
 		cancel()
