@@ -78,9 +78,10 @@
 // cluster takes ConnectTimeout (UpstreamConfig's ConnectTimeoutMs, else the
 // resolver's, else 5 s), LoadBalancer, and from the proxy's own
 // service-defaults UpstreamConfig (Defaults, then the Overrides entry named
-// like the target service, then the registration's upstream Config keys
-// connect_timeout_ms, limits and passive_health_check for that upstream's
-// service, as Consul merges them) Limits → circuit_breakers and
+// like the upstream, then the registration's upstream Config keys
+// connect_timeout_ms, limits and passive_health_check for that upstream,
+// as Consul merges them; applied to every target of that upstream's chain,
+// a split or redirect to another service included) Limits → circuit_breakers and
 // PassiveHealthCheck → outlier_detection (always present, as Consul does,
 // so Envoy's defaults apply when unset). Extension keys (extensions.go,
 // "consulate_*" in an entry's Meta or the proxy-defaults Config) add retry
@@ -110,6 +111,9 @@
 // non-gRPC retry conditions, query-parameter routes, consecutive_*
 // ejection, retry budgets, panic threshold); each is a Warning on the
 // Resources (Resources.Warnings) for the caller to log.
+// ForProxylessKeeping isolates services: one whose chain fails to
+// translate keeps its resources from the previous result (or has none)
+// and is returned as a ServiceFailure; the others follow the model.
 //
 // # Protocol and health
 //
