@@ -227,7 +227,20 @@ func run(ctx context.Context, s settings, log *zap.Logger, onStart func(started)
 	if err != nil {
 		return err
 	}
-	adm, err := admin.New(admin.Options{Addr: s.AdminAddr, Logger: log, Gatherer: reg, Applied: client.Applied, Status: client.Status})
+	// /clusters shows a STRICT_DNS cluster's resolved hosts, as they run.
+	applied := func() *xdsclient.Applied {
+		a := client.Applied()
+		if a == nil {
+			return nil
+		}
+		if cfg := resolver.Expand(a.Config); cfg != a.Config {
+			c := *a
+			c.Config = cfg
+			return &c
+		}
+		return a
+	}
+	adm, err := admin.New(admin.Options{Addr: s.AdminAddr, Logger: log, Gatherer: reg, Applied: applied, Status: client.Status})
 	if err != nil {
 		return err
 	}

@@ -76,6 +76,17 @@ func (r *Resolver) Apply(ctx context.Context, cfg *config.Config) error {
 	return r.apply(ctx, r.expand(cfg))
 }
 
+// Expand is cfg as the listeners run it: its STRICT_DNS clusters with a
+// host per resolved address (for /clusters). cfg itself when it has none.
+func (r *Resolver) Expand(cfg *config.Config) *config.Config {
+	if cfg == nil || len(names(cfg)) == 0 {
+		return cfg
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.expand(cfg)
+}
+
 // Run re-resolves every name when its refresh is due and re-applies the
 // current configuration when an answer changed, until ctx ends.
 func (r *Resolver) Run(ctx context.Context) {

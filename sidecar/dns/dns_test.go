@@ -120,6 +120,12 @@ func TestStrictDNS(t *testing.T) {
 	if got.endpoints("static")[0] != "10.9.9.9:80" {
 		t.Error("a STATIC cluster was changed")
 	}
+	if e := r.Expand(cfg).Clusters["web"].Endpoints; len(e) != 3 || e[0].Address != "10.0.0.1:80" {
+		t.Errorf("Expand = %+v, want the resolved hosts", e)
+	}
+	if plain := (&config.Config{}); r.Expand(plain) != plain {
+		t.Error("Expand copied a config without STRICT_DNS clusters")
+	}
 
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
