@@ -128,8 +128,12 @@ func TestCircuitBreakerConnections(t *testing.T) {
 		t.Errorf("pending = %d after the queued request got its connection, want 0", n)
 	}
 	// The dial the queued request started is no longer needed; it gives
-	// up after the connect timeout (one max_connections overflow).
-	waitFor(ctx, t, "stale dial to give up", func() bool { return c.state.dialWaiters.Load() == 0 })
+	// up after the connect timeout (one max_connections overflow). Wait
+	// for the overflow itself: on a loaded machine the dial may not even
+	// have started waiting yet, and it must not take the slot freed below.
+	waitFor(ctx, t, "stale dial to give up", func() bool {
+		return c.state.overflow[BreakerConnections].Load() == 1 && c.state.dialWaiters.Load() == 0
+	})
 
 	// The pooled connection holds the only slot: the TCP proxy's dial
 	// overflows at once.
