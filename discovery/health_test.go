@@ -391,7 +391,11 @@ func TestWatcherSeesMaskedRegistration(t *testing.T) {
 	passing := func(id string) *api.AgentServiceCheck {
 		return &api.AgentServiceCheck{CheckID: id + "-ttl", TTL: "10m", Status: api.HealthPassing}
 	}
-	t.Run("two writes in one catalog response", func(t *testing.T) {
+	// behindAnotherWrite holds the catalog watch while pay-2 and then
+	// late-1 register, so one catalog response covers both writes and
+	// reports only late's index; the watcher must still see pay-2. pay's
+	// instances carry payCheck's check (nil: none).
+	behindAnotherWrite := func(t *testing.T, payCheck func(id string) *api.AgentServiceCheck) {
 		a := consultest.Start(t)
 		var g *gate
 		client := testClient(t, a, func(next http.RoundTripper) http.RoundTripper {
@@ -401,7 +405,7 @@ func TestWatcherSeesMaskedRegistration(t *testing.T) {
 		defer g.open()
 		w := startWatcher(t, client, Options{Coalesce: 50 * time.Millisecond, Resync: -1}, zaptest.NewLogger(t))
 		agent := a.Client.Agent()
-		if err := agent.ServiceRegister(&api.AgentServiceRegistration{ID: "pay-1", Name: "pay", Port: 8001, Check: passing("pay-1")}); err != nil {
+		if err := agent.ServiceRegister(&api.AgentServiceRegistration{ID: "pay-1", Name: "pay", Port: 8001, Check: payCheck("pay-1")}); err != nil {
 			t.Fatal(err)
 		}
 		waitSnapshot(t, w, 20*time.Second, "pay-1", healthIs(map[string]mesh.Health{"pay-1": mesh.HealthPassing}))
@@ -417,7 +421,7 @@ func TestWatcherSeesMaskedRegistration(t *testing.T) {
 			return warmup != 0
 		})
 		g.holdAfter(t, warmup)
-		if err := agent.ServiceRegister(&api.AgentServiceRegistration{ID: "pay-2", Name: "pay", Port: 8003, Check: passing("pay-2")}); err != nil {
+		if err := agent.ServiceRegister(&api.AgentServiceRegistration{ID: "pay-2", Name: "pay", Port: 8003, Check: payCheck("pay-2")}); err != nil {
 			t.Fatal(err)
 		}
 		waitUntil(t, 10*time.Second, "pay-2 in the catalog", func() bool { return serviceIndex(a, "pay", "pay-2") != 0 })
@@ -428,46 +432,13 @@ func TestWatcherSeesMaskedRegistration(t *testing.T) {
 		g.open()
 		waitSnapshot(t, w, 10*time.Second, "pay-2 and late-1", healthIs(map[string]mesh.Health{
 			"pay-1": mesh.HealthPassing, "pay-2": mesh.HealthPassing, "late-1": mesh.HealthPassing}))
-	})
+	}
+	t.Run("two writes in one catalog response", func(t *testing.T) { behindAnotherWrite(t, passing) })
+	// The probe of every check cannot see a check-less pay-2, and late-1's
+	// fetch explains the catalog move that also covers pay-2's write:
+	// services with check-less instances are refetched on every probe.
 	t.Run("a check-less instance behind another write", func(t *testing.T) {
-		// The probe of every check cannot see pay-2 (no check); late-1's
-		// fetch explains the catalog move that also covers pay-2's write.
-		// Services with check-less instances are refetched on every probe.
-		a := consultest.Start(t)
-		var g *gate
-		client := testClient(t, a, func(next http.RoundTripper) http.RoundTripper {
-			g = newGate(next, "/v1/catalog/services")
-			return g
-		})
-		defer g.open()
-		w := startWatcher(t, client, Options{Coalesce: 50 * time.Millisecond, Resync: -1}, zaptest.NewLogger(t))
-		agent := a.Client.Agent()
-		if err := agent.ServiceRegister(&api.AgentServiceRegistration{ID: "pay-1", Name: "pay", Port: 8001}); err != nil {
-			t.Fatal(err)
-		}
-		waitSnapshot(t, w, 20*time.Second, "pay-1", healthIs(map[string]mesh.Health{"pay-1": mesh.HealthPassing}))
-
-		g.close()
-		if err := agent.ServiceRegister(&api.AgentServiceRegistration{ID: "warmup-1", Name: "warmup", Port: 8002}); err != nil {
-			t.Fatal(err)
-		}
-		var warmup uint64
-		waitUntil(t, 10*time.Second, "warmup in the catalog", func() bool {
-			warmup = serviceIndex(a, "warmup", "warmup-1")
-			return warmup != 0
-		})
-		g.holdAfter(t, warmup)
-		if err := agent.ServiceRegister(&api.AgentServiceRegistration{ID: "pay-2", Name: "pay", Port: 8003}); err != nil {
-			t.Fatal(err)
-		}
-		waitUntil(t, 10*time.Second, "pay-2 in the catalog", func() bool { return serviceIndex(a, "pay", "pay-2") != 0 })
-		if err := agent.ServiceRegister(&api.AgentServiceRegistration{ID: "late-1", Name: "late", Port: 8004, Check: passing("late-1")}); err != nil {
-			t.Fatal(err)
-		}
-		waitUntil(t, 10*time.Second, "late in the catalog", func() bool { return serviceIndex(a, "late", "late-1") != 0 })
-		g.open()
-		waitSnapshot(t, w, 10*time.Second, "pay-2 and late-1", healthIs(map[string]mesh.Health{
-			"pay-1": mesh.HealthPassing, "pay-2": mesh.HealthPassing, "late-1": mesh.HealthPassing}))
+		behindAnotherWrite(t, func(string) *api.AgentServiceCheck { return nil })
 	})
 	t.Run("one transaction", func(t *testing.T) {
 		a := consultest.Start(t)
