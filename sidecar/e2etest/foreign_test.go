@@ -2,7 +2,6 @@ package e2etest
 
 import (
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -49,8 +48,7 @@ func TestConfigShapedLikeGoControlPlaneExample(t *testing.T) {
 		io.WriteString(w, "upstream")
 	}))
 	t.Cleanup(up.Close)
-	_, upPort, _ := net.SplitHostPort(up.Listener.Addr().String())
-	upPortN, _ := strconv.Atoi(upPort)
+	upPort := hostPort(t, up).Port
 
 	cl := &clusterv3.Cluster{
 		Name:                 "example_proxy_cluster",
@@ -60,7 +58,7 @@ func TestConfigShapedLikeGoControlPlaneExample(t *testing.T) {
 		DnsLookupFamily:      clusterv3.Cluster_V4_ONLY,
 		LoadAssignment: &endpointv3.ClusterLoadAssignment{ClusterName: "example_proxy_cluster", Endpoints: []*endpointv3.LocalityLbEndpoints{{
 			LbEndpoints: []*endpointv3.LbEndpoint{{HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{
-				Address: sockAddr("localhost", uint32(upPortN))}}}},
+				Address: sockAddr("localhost", upPort)}}}},
 		}}},
 	}
 	rc := &routev3.RouteConfiguration{Name: "local_route", VirtualHosts: []*routev3.VirtualHost{{
@@ -106,25 +104,7 @@ func TestConfigShapedLikeGoControlPlaneExample(t *testing.T) {
 		resourcev3.RouteType:    {rc},
 		resourcev3.ClusterType:  {cl},
 	}))
-	tr := &http.Transport{}
-	t.Cleanup(tr.CloseIdleConnections)
-	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	url := "http://127.0.0.1:" + strconv.Itoa(int(port)) + "/"
-	var body string
-	xdstest.WaitFor(t, "the example listener to answer from its upstream", 10*time.Second, func() bool {
-		if n := cp.NACKs(); len(n) > 0 {
-			t.Fatalf("the sidecar NACKed: %v", n)
-		}
-		res, err := c.Get(url)
-		if err != nil {
-			return false
-		}
-		b, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		body = string(b)
-		return res.StatusCode == 200
-	})
-	if body != "upstream" {
+	if body := firstOK(t, cp, port, "the example listener to answer from its upstream"); body != "upstream" {
 		t.Errorf("body %q, want the upstream's", body)
 	}
 	select {
@@ -143,8 +123,7 @@ func TestConfigShapedLikeGoControlPlaneExample(t *testing.T) {
 func TestStrictDNSCluster(t *testing.T) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "strict") }))
 	t.Cleanup(up.Close)
-	_, upPort, _ := net.SplitHostPort(up.Listener.Addr().String())
-	upPortN, _ := strconv.Atoi(upPort)
+	upPort := hostPort(t, up).Port
 
 	cl := &clusterv3.Cluster{
 		Name:                 "dns",
@@ -152,7 +131,7 @@ func TestStrictDNSCluster(t *testing.T) {
 		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STRICT_DNS},
 		DnsLookupFamily:      clusterv3.Cluster_V4_ONLY,
 		DnsRefreshRate:       durationpb.New(100 * time.Millisecond),
-		LoadAssignment:       dt.CLA("dns", dt.HostPort{Host: "localhost", Port: uint32(upPortN)}),
+		LoadAssignment:       dt.CLA("dns", dt.HostPort{Host: "localhost", Port: upPort}),
 	}
 	port := freePort(t)
 	cp := xdstest.Start(t, "127.0.0.1:0")
@@ -162,11 +141,26 @@ func TestStrictDNSCluster(t *testing.T) {
 		resourcev3.RouteType:    {dt.Route("r", "dns")},
 		resourcev3.ClusterType:  {cl},
 	}))
+	if body := firstOK(t, cp, port, "the STRICT_DNS cluster to answer"); body != "strict" {
+		t.Errorf("body %q, want the upstream's", body)
+	}
+	hosts := sc.listeners.Clusters()
+	want := "127.0.0.1:" + strconv.Itoa(int(upPort))
+	if !slices.ContainsFunc(hosts, func(h cluster.HostStatus) bool { return h.Cluster == "dns" && h.Address == want }) {
+		t.Errorf("hosts %+v, want %s resolved from localhost", hosts, want)
+	}
+}
+
+// firstOK polls the sidecar listener on port until it answers 200 and
+// returns that body; a NACK from the sidecar fails the test at once.
+func firstOK(t *testing.T, cp *xdstest.ControlPlane, port uint32, what string) string {
+	t.Helper()
 	tr := &http.Transport{}
 	t.Cleanup(tr.CloseIdleConnections)
 	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	url := "http://127.0.0.1:" + strconv.Itoa(int(port)) + "/"
-	xdstest.WaitFor(t, "the STRICT_DNS cluster to answer", 10*time.Second, func() bool {
+	var body string
+	xdstest.WaitFor(t, what, 10*time.Second, func() bool {
 		if n := cp.NACKs(); len(n) > 0 {
 			t.Fatalf("the sidecar NACKed: %v", n)
 		}
@@ -176,11 +170,8 @@ func TestStrictDNSCluster(t *testing.T) {
 		}
 		b, _ := io.ReadAll(res.Body)
 		res.Body.Close()
-		return res.StatusCode == 200 && string(b) == "strict"
+		body = string(b)
+		return res.StatusCode == 200
 	})
-	hosts := sc.listeners.Clusters()
-	want := "127.0.0.1:" + upPort
-	if !slices.ContainsFunc(hosts, func(h cluster.HostStatus) bool { return h.Cluster == "dns" && h.Address == want }) {
-		t.Errorf("hosts %+v, want %s resolved from localhost", hosts, want)
-	}
+	return body
 }
