@@ -463,9 +463,7 @@ func (b *builder) advance(ctx context.Context) {
 			e.stage = nil
 			continue
 		}
-		if b.metrics != nil {
-			b.metrics.StagedSteps.WithLabelValues(outcome).Inc()
-		}
+		b.metrics.StagedSteps.WithLabelValues(outcome).Inc()
 		st.wait = waitFor(e.cur, next)
 		e.cur = next
 		st.next = st.next[1:]
