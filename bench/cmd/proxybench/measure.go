@@ -13,20 +13,24 @@ import (
 // round is one target's figures in one round. CPU and core figures are
 // the proxy processes' (summed for two hops); zero for direct.
 type round struct {
-	RPS           float64 `json:"rps"`
-	Requests      int64   `json:"requests"`
-	Errors        int64   `json:"errors"`
-	CPUPerReqUS   float64 `json:"proxy_cpu_us_per_req"`
-	CoreBusy      float64 `json:"proxy_core_busy"` // proxy CPU seconds per wall second
-	UpstreamCPUUS float64 `json:"upstream_cpu_us_per_req"`
-	RSSLoadMiB    float64 `json:"rss_load_mib"`
-	P50US         float64 `json:"p50_us"`
-	P90US         float64 `json:"p90_us"`
-	P99US         float64 `json:"p99_us"`
-	MaxUS         float64 `json:"max_us"`
-	RateErrors    int     `json:"rate_errors"`
-	RateLate      int     `json:"rate_late"`
-	RateSamples   int     `json:"rate_samples"`
+	RPS         float64 `json:"rps"`
+	Requests    int64   `json:"requests"`
+	Errors      int64   `json:"errors"`
+	CPUPerReqUS float64 `json:"proxy_cpu_us_per_req"`
+	CoreBusy    float64 `json:"proxy_core_busy"` // proxy CPU seconds per wall second
+	// RateCPUPerReqUS is the proxy CPU per request during the constant-rate
+	// phase: every proxy at the same request rate, far from saturation, so
+	// no proxy is credited for batching many ready connections per wake-up.
+	RateCPUPerReqUS float64 `json:"proxy_cpu_us_per_req_at_rate"`
+	UpstreamCPUUS   float64 `json:"upstream_cpu_us_per_req"`
+	RSSLoadMiB      float64 `json:"rss_load_mib"`
+	P50US           float64 `json:"p50_us"`
+	P90US           float64 `json:"p90_us"`
+	P99US           float64 `json:"p99_us"`
+	MaxUS           float64 `json:"max_us"`
+	RateErrors      int     `json:"rate_errors"`
+	RateLate        int     `json:"rate_late"`
+	RateSamples     int     `json:"rate_samples"`
 }
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
@@ -125,9 +129,20 @@ func (e *env) measure(ctx context.Context, t *target) (round, error) {
 	if t.grpc {
 		return r, nil
 	}
+	rcpu0, err := procsCPU(t.procs)
+	if err != nil {
+		return r, err
+	}
 	cr, err := load.ConstantRate(ctx, t.url, e.s.Rate, e.s.RateWorkers, e.s.RateDuration)
 	if err != nil {
 		return r, fmt.Errorf("constant rate: %w", err)
+	}
+	rcpu1, err := procsCPU(t.procs)
+	if err != nil {
+		return r, err
+	}
+	if n := cr.Sent; n > 0 && len(t.procs) > 0 {
+		r.RateCPUPerReqUS = us(rcpu1-rcpu0) / float64(n)
 	}
 	r.P50US, r.P90US, r.P99US = us(cr.Lat.Quantile(.5)), us(cr.Lat.Quantile(.9)), us(cr.Lat.Quantile(.99))
 	r.MaxUS = us(cr.Lat.Quantile(1))

@@ -66,20 +66,21 @@ func summarize(name string, grpc bool, all map[string][]round, idle float64) sum
 	m := func(f func(round) float64) float64 { return median(rs, f) }
 	s := summary{Name: name, GRPC: grpc, Rounds: rs, RSSIdleMiB: idle}
 	s.Median = round{
-		RPS:           m(func(r round) float64 { return r.RPS }),
-		Requests:      int64(m(func(r round) float64 { return float64(r.Requests) })),
-		Errors:        int64(m(func(r round) float64 { return float64(r.Errors) })),
-		CPUPerReqUS:   m(func(r round) float64 { return r.CPUPerReqUS }),
-		CoreBusy:      m(func(r round) float64 { return r.CoreBusy }),
-		UpstreamCPUUS: m(func(r round) float64 { return r.UpstreamCPUUS }),
-		RSSLoadMiB:    m(func(r round) float64 { return r.RSSLoadMiB }),
-		P50US:         m(func(r round) float64 { return r.P50US }),
-		P90US:         m(func(r round) float64 { return r.P90US }),
-		P99US:         m(func(r round) float64 { return r.P99US }),
-		MaxUS:         m(func(r round) float64 { return r.MaxUS }),
-		RateErrors:    int(m(func(r round) float64 { return float64(r.RateErrors) })),
-		RateLate:      int(m(func(r round) float64 { return float64(r.RateLate) })),
-		RateSamples:   int(m(func(r round) float64 { return float64(r.RateSamples) })),
+		RPS:             m(func(r round) float64 { return r.RPS }),
+		Requests:        int64(m(func(r round) float64 { return float64(r.Requests) })),
+		Errors:          int64(m(func(r round) float64 { return float64(r.Errors) })),
+		CPUPerReqUS:     m(func(r round) float64 { return r.CPUPerReqUS }),
+		CoreBusy:        m(func(r round) float64 { return r.CoreBusy }),
+		RateCPUPerReqUS: m(func(r round) float64 { return r.RateCPUPerReqUS }),
+		UpstreamCPUUS:   m(func(r round) float64 { return r.UpstreamCPUUS }),
+		RSSLoadMiB:      m(func(r round) float64 { return r.RSSLoadMiB }),
+		P50US:           m(func(r round) float64 { return r.P50US }),
+		P90US:           m(func(r round) float64 { return r.P90US }),
+		P99US:           m(func(r round) float64 { return r.P99US }),
+		MaxUS:           m(func(r round) float64 { return r.MaxUS }),
+		RateErrors:      int(m(func(r round) float64 { return float64(r.RateErrors) })),
+		RateLate:        int(m(func(r round) float64 { return float64(r.RateLate) })),
+		RateSamples:     int(m(func(r round) float64 { return float64(r.RateSamples) })),
 	}
 	base := "direct"
 	if grpc {
@@ -116,7 +117,7 @@ func printTables(w io.Writer, res *result) {
 	fmt.Fprintf(w, "medians of %d rounds; wrk -t1 -c%d %s; latency at %d req/s for %s\n\n",
 		res.Settings.Rounds, res.Settings.Conns, res.Settings.Duration, res.Settings.Rate, res.Settings.RateDuration)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "target\treq/s\t÷ direct\tproxy CPU µs/req\tcore busy\t× nginx\t× haproxy\tp50 µs\tp90 µs\tp99 µs\t+p50\t+p99\tRSS idle MiB\tRSS load MiB\t")
+	fmt.Fprintln(tw, "target\treq/s\t÷ direct\tproxy CPU µs/req\tcore busy\t× nginx\t× haproxy\tCPU µs/req @rate\tp50 µs\tp90 µs\tp99 µs\t+p50\t+p99\tRSS idle MiB\tRSS load MiB\t")
 	var direct float64
 	for _, t := range res.Targets {
 		if t.Name == "direct" {
@@ -132,12 +133,15 @@ func printTables(w io.Writer, res *result) {
 		if direct > 0 {
 			rel = fmt.Sprintf("%.2f", m.RPS/direct)
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%.0f\t%.0f\t%.0f\t%s\t%s\t%s\t%s\t\n", t.Name, m.RPS, rel,
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f\t%.0f\t%.0f\t%s\t%s\t%s\t%s\t\n", t.Name, m.RPS, rel,
 			opt(m.CPUPerReqUS, "%.1f"), pct(m.CoreBusy, t.Name), ratio(t.CPUvs, "nginx"), ratio(t.CPUvs, "haproxy"),
-			m.P50US, m.P90US, m.P99US, signed(t.Name, t.AddedP50US, direct > 0), signed(t.Name, t.AddedP99US, direct > 0),
+			opt(m.RateCPUPerReqUS, "%.1f"), m.P50US, m.P90US, m.P99US, signed(t.Name, t.AddedP50US, direct > 0), signed(t.Name, t.AddedP99US, direct > 0),
 			opt(t.RSSIdleMiB, "%.1f"), opt(m.RSSLoadMiB, "%.1f"))
 	}
 	tw.Flush()
+	if h := twoHop(res.Targets); h != "" {
+		fmt.Fprintln(w, h)
+	}
 	fmt.Fprintln(w)
 	grpcBase := false
 	for _, t := range res.Targets {
@@ -160,6 +164,36 @@ func printTables(w io.Writer, res *result) {
 		fmt.Fprintf(w, "\nsidecar with %d routes and %d clusters: ready in %.0f ms, RSS %.1f MiB (%.1f MiB after 500 requests over 500 hosts)\n",
 			res.Many.Routes, res.Many.Clusters, res.Many.ReadyMS, res.Many.RSSMiB, res.Many.RSSServeMiB)
 	}
+}
+
+// twoHop compares the mesh's two hops with one: proxy CPU per request at
+// max load and at the constant rate, and the latency added at the rate.
+// At max load one hop batches more ready connections per wake-up than
+// each of two sidecars sharing its core, so the constant-rate CPU ratio is
+// the like-for-like one.
+func twoHop(ts []summary) string {
+	var one, two *summary
+	for i := range ts {
+		switch ts[i].Name {
+		case "sidecar":
+			one = &ts[i]
+		case "sidecar-2hop":
+			two = &ts[i]
+		}
+	}
+	if one == nil || two == nil || one.Median.CPUPerReqUS == 0 {
+		return ""
+	}
+	div := func(a, b float64) string {
+		if b == 0 {
+			return "—"
+		}
+		return fmt.Sprintf("%.2f×", a/b)
+	}
+	return fmt.Sprintf("two hops ÷ one hop: CPU/req %s at max load, %s at the constant rate; added p50 %s, added p99 %s",
+		div(two.Median.CPUPerReqUS, one.Median.CPUPerReqUS),
+		div(two.Median.RateCPUPerReqUS, one.Median.RateCPUPerReqUS),
+		div(two.AddedP50US, one.AddedP50US), div(two.AddedP99US, one.AddedP99US))
 }
 
 func opt(v float64, f string) string {

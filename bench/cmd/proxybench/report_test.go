@@ -62,3 +62,17 @@ func TestPrintTables(t *testing.T) {
 		}
 	}
 }
+
+func TestTwoHop(t *testing.T) {
+	ts := []summary{
+		{Name: "sidecar", Median: round{CPUPerReqUS: 50, RateCPUPerReqUS: 80}, AddedP50US: 100, AddedP99US: 1000},
+		{Name: "sidecar-2hop", Median: round{CPUPerReqUS: 125, RateCPUPerReqUS: 156}, AddedP50US: 190},
+	}
+	want := "two hops ÷ one hop: CPU/req 2.50× at max load, 1.95× at the constant rate; added p50 1.90×, added p99 0.00×"
+	if got := twoHop(ts); got != want {
+		t.Errorf("twoHop =\n%s\nwant\n%s", got, want)
+	}
+	if got := twoHop(ts[:1]); got != "" {
+		t.Errorf("twoHop without sidecar-2hop = %q, want nothing", got)
+	}
+}
