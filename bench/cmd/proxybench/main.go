@@ -66,6 +66,7 @@ type settings struct {
 	ProfBin      string        `json:"-"`
 	ProfLevel    string        `json:"-"`
 	ProfMemRate  int           `json:"-"`
+	ProfRate     int           `json:"-"`
 	ProfArgs     string        `json:"-"`
 }
 
@@ -94,6 +95,7 @@ func main() {
 	flag.StringVar(&s.Profile, "profile", "", "instead of the comparison, profile the sidecar's data path (bin/sidecarprof) under wrk and write cpu.pprof, allocs.pprof and profile.json here")
 	flag.StringVar(&s.ProfBin, "sidecarprof", "bin/sidecarprof", "profiling binary (bench/cmd/sidecarprof) for -profile")
 	flag.StringVar(&s.ProfLevel, "profile-log-level", "info", "sidecar log level for -profile (info: access log on)")
+	flag.IntVar(&s.ProfRate, "profile-rate", 0, "for -profile: drive the sidecar at this constant rate (req/s, -rate-workers connections) instead of wrk's maximum")
 	flag.StringVar(&s.ProfArgs, "profile-args", "", "extra sidecarprof flags for -profile, space-separated (e.g. -unbuffered-access-log)")
 	flag.IntVar(&s.ProfMemRate, "profile-memprofilerate", 0, "runtime.MemProfileRate for -profile (0: Go's default; 4096 for a fine allocs.pprof, which inflates CPU)")
 	flag.Parse()

@@ -89,9 +89,24 @@ func runProfile(ctx context.Context, s settings, bin, dir, level string) error {
 		return err
 	}
 	t0 := time.Now()
-	w, err := load.Wrk(ctx, "http://"+listen+"/", s.Conns, s.Duration, s.GenCPU)
-	if err != nil {
-		return err
+	var requests int64
+	var rps float64
+	driver := fmt.Sprintf("wrk -c%d", s.Conns)
+	if s.ProfRate > 0 {
+		// A constant rate shows what a sidecar far from saturation pays
+		// per request: wake-ups, not batching.
+		driver = fmt.Sprintf("%d req/s from %d connections", s.ProfRate, s.RateWorkers)
+		cr, err := load.ConstantRate(ctx, "http://"+listen+"/", s.ProfRate, s.RateWorkers, s.Duration)
+		if err != nil {
+			return err
+		}
+		requests, rps = int64(cr.Sent), float64(cr.Sent)/cr.Duration.Seconds()
+	} else {
+		w, err := load.Wrk(ctx, "http://"+listen+"/", s.Conns, s.Duration, s.GenCPU)
+		if err != nil {
+			return err
+		}
+		requests, rps = w.Requests, w.RPS
 	}
 	wall := time.Since(t0)
 	cpu1, err := procsCPU([]*child{prof})
@@ -116,9 +131,9 @@ func runProfile(ctx context.Context, s settings, bin, dir, level string) error {
 	if err := json.Unmarshal(b, &st); err != nil {
 		return err
 	}
-	n := float64(w.Requests)
+	n := float64(requests)
 	r := profileResult{
-		Requests: w.Requests, RPS: w.RPS,
+		Requests: requests, RPS: rps,
 		CPUPerReqUS: us(cpu1-cpu0) / n, CoreBusy: (cpu1 - cpu0).Seconds() / wall.Seconds(),
 		AllocsPerReq: float64(st.Mallocs) / n, BytesPerReq: float64(st.Bytes) / n, GCs: st.GCs,
 	}
@@ -126,8 +141,8 @@ func runProfile(ctx context.Context, s settings, bin, dir, level string) error {
 	if err := os.WriteFile(filepath.Join(dir, "profile.json"), append(out, '\n'), 0o644); err != nil {
 		return err
 	}
-	fmt.Printf("sidecar data path under wrk -c%d for %s (log level %s): %.0f req/s, %.1f µs CPU/req, core %.0f%% busy, %.1f allocs/req, %.0f B/req, %d GCs\n",
-		s.Conns, s.Duration, level, r.RPS, r.CPUPerReqUS, 100*r.CoreBusy, r.AllocsPerReq, r.BytesPerReq, r.GCs)
+	fmt.Printf("sidecar data path under %s for %s (log level %s): %.0f req/s, %.1f µs CPU/req, core %.0f%% busy, %.1f allocs/req, %.0f B/req, %d GCs\n",
+		driver, s.Duration, level, r.RPS, r.CPUPerReqUS, 100*r.CoreBusy, r.AllocsPerReq, r.BytesPerReq, r.GCs)
 	fmt.Printf("profiles: go tool pprof -top %s %s   (and %s)\n", bin, filepath.Join(dir, "cpu.pprof"), filepath.Join(dir, "allocs.pprof"))
 	return nil
 }
