@@ -40,26 +40,38 @@ func Dial(t testing.TB, addr string) *grpc.ClientConn {
 	return conn
 }
 
-// SotW is a raw State-of-the-World ADS stream.
-type SotW struct {
+// stream is what SotW and Delta share: one gRPC stream of Req and Resp, a
+// reader goroutine that queues responses, and the node stamped on every
+// request.
+type stream[Req typed, Resp any] struct {
 	t      testing.TB
-	node   *core.Node
-	stream discoverygrpc.AggregatedDiscoveryService_StreamAggregatedResourcesClient
-	resps  chan *discoverygrpc.DiscoveryResponse
+	send   func(Req) error
+	stamp  func(Req) // sets the client's node on a request
+	resps  chan Resp
 	done   chan struct{}
 	cancel context.CancelFunc
 }
 
-// NewSotW opens a SotW ADS stream as node; it is closed at cleanup.
-func NewSotW(t testing.TB, conn *grpc.ClientConn, node *core.Node) *SotW {
+// typed is a request of either protocol.
+type typed interface{ GetTypeUrl() string }
+
+// grpcStream is the generated client stream of either protocol.
+type grpcStream[Req, Resp any] interface {
+	Send(Req) error
+	Recv() (Resp, error)
+}
+
+// openStream opens a stream with open and starts its reader; it is closed
+// at cleanup.
+func openStream[Req typed, Resp any](t testing.TB, what string, open func(context.Context) (grpcStream[Req, Resp], error), stamp func(Req)) *stream[Req, Resp] {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	st, err := discoverygrpc.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
+	st, err := open(ctx)
 	if err != nil {
 		cancel()
-		t.Fatalf("open SotW stream: %v", err)
+		t.Fatalf("open %s stream: %v", what, err)
 	}
-	c := &SotW{t: t, node: node, stream: st, resps: make(chan *discoverygrpc.DiscoveryResponse, 4096), done: make(chan struct{}), cancel: cancel}
+	c := &stream[Req, Resp]{t: t, send: st.Send, stamp: stamp, resps: make(chan Resp, 4096), done: make(chan struct{}), cancel: cancel}
 	go func() {
 		defer close(c.done)
 		for {
@@ -80,18 +92,62 @@ func NewSotW(t testing.TB, conn *grpc.ClientConn, node *core.Node) *SotW {
 }
 
 // Close ends the stream and waits for its reader.
-func (c *SotW) Close() {
+func (c *stream[Req, Resp]) Close() {
 	c.cancel()
 	<-c.done
 }
 
 // Send sends req with the client's node.
-func (c *SotW) Send(req *discoverygrpc.DiscoveryRequest) {
+func (c *stream[Req, Resp]) Send(req Req) {
 	c.t.Helper()
-	req.Node = c.node
-	if err := c.stream.Send(req); err != nil {
+	c.stamp(req)
+	if err := c.send(req); err != nil {
 		c.t.Fatalf("send %s: %v", req.GetTypeUrl(), err)
 	}
+}
+
+// Recv waits up to timeout for the next response; the zero Resp (nil) if
+// none came.
+func (c *stream[Req, Resp]) Recv(timeout time.Duration) Resp {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case r := <-c.resps:
+		return r
+	case <-t.C:
+		var zero Resp
+		return zero
+	}
+}
+
+// Drain returns how many responses arrive within window (a bounded
+// observation window for "nothing more is sent", not a synchronisation).
+func (c *stream[Req, Resp]) Drain(window time.Duration) int {
+	n := 0
+	t := time.NewTimer(window)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.resps:
+			n++
+		case <-t.C:
+			return n
+		}
+	}
+}
+
+// SotW is a raw State-of-the-World ADS stream.
+type SotW struct {
+	*stream[*discoverygrpc.DiscoveryRequest, *discoverygrpc.DiscoveryResponse]
+}
+
+// NewSotW opens a SotW ADS stream as node; it is closed at cleanup.
+func NewSotW(t testing.TB, conn *grpc.ClientConn, node *core.Node) *SotW {
+	t.Helper()
+	open := func(ctx context.Context) (grpcStream[*discoverygrpc.DiscoveryRequest, *discoverygrpc.DiscoveryResponse], error) {
+		return discoverygrpc.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
+	}
+	return &SotW{openStream(t, "SotW", open, func(r *discoverygrpc.DiscoveryRequest) { r.Node = node })}
 }
 
 // Subscribe asks for typeURL (names empty: wildcard).
@@ -112,84 +168,18 @@ func (c *SotW) NACK(resp *discoverygrpc.DiscoveryResponse, acceptedVersion, msg 
 	})
 }
 
-// Recv waits up to timeout for the next response; nil if none came.
-func (c *SotW) Recv(timeout time.Duration) *discoverygrpc.DiscoveryResponse {
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	select {
-	case r := <-c.resps:
-		return r
-	case <-t.C:
-		return nil
-	}
-}
-
-// Drain returns how many responses arrive within window (a bounded
-// observation window for "nothing more is sent", not a synchronisation).
-func (c *SotW) Drain(window time.Duration) int {
-	n := 0
-	t := time.NewTimer(window)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.resps:
-			n++
-		case <-t.C:
-			return n
-		}
-	}
-}
-
 // Delta is a raw incremental ADS stream.
 type Delta struct {
-	t      testing.TB
-	node   *core.Node
-	stream discoverygrpc.AggregatedDiscoveryService_DeltaAggregatedResourcesClient
-	resps  chan *discoverygrpc.DeltaDiscoveryResponse
-	done   chan struct{}
-	cancel context.CancelFunc
+	*stream[*discoverygrpc.DeltaDiscoveryRequest, *discoverygrpc.DeltaDiscoveryResponse]
 }
 
 // NewDelta opens a Delta ADS stream as node; it is closed at cleanup.
 func NewDelta(t testing.TB, conn *grpc.ClientConn, node *core.Node) *Delta {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	st, err := discoverygrpc.NewAggregatedDiscoveryServiceClient(conn).DeltaAggregatedResources(ctx)
-	if err != nil {
-		cancel()
-		t.Fatalf("open Delta stream: %v", err)
+	open := func(ctx context.Context) (grpcStream[*discoverygrpc.DeltaDiscoveryRequest, *discoverygrpc.DeltaDiscoveryResponse], error) {
+		return discoverygrpc.NewAggregatedDiscoveryServiceClient(conn).DeltaAggregatedResources(ctx)
 	}
-	c := &Delta{t: t, node: node, stream: st, resps: make(chan *discoverygrpc.DeltaDiscoveryResponse, 4096), done: make(chan struct{}), cancel: cancel}
-	go func() {
-		defer close(c.done)
-		for {
-			r, err := st.Recv()
-			if err != nil {
-				return
-			}
-			select {
-			case c.resps <- r:
-			default:
-			}
-		}
-	}()
-	t.Cleanup(c.Close)
-	return c
-}
-
-// Close ends the stream and waits for its reader.
-func (c *Delta) Close() {
-	c.cancel()
-	<-c.done
-}
-
-// Send sends req with the client's node.
-func (c *Delta) Send(req *discoverygrpc.DeltaDiscoveryRequest) {
-	c.t.Helper()
-	req.Node = c.node
-	if err := c.stream.Send(req); err != nil {
-		c.t.Fatalf("send %s: %v", req.GetTypeUrl(), err)
-	}
+	return &Delta{openStream(t, "Delta", open, func(r *discoverygrpc.DeltaDiscoveryRequest) { r.Node = node })}
 }
 
 // Subscribe asks for typeURL (names empty: wildcard).
@@ -208,31 +198,4 @@ func (c *Delta) NACK(resp *discoverygrpc.DeltaDiscoveryResponse, msg string) {
 		TypeUrl: resp.GetTypeUrl(), ResponseNonce: resp.GetNonce(),
 		ErrorDetail: &rpcstatus.Status{Code: int32(codes.InvalidArgument), Message: msg},
 	})
-}
-
-// Recv waits up to timeout for the next response; nil if none came.
-func (c *Delta) Recv(timeout time.Duration) *discoverygrpc.DeltaDiscoveryResponse {
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	select {
-	case r := <-c.resps:
-		return r
-	case <-t.C:
-		return nil
-	}
-}
-
-// Drain returns how many responses arrive within window.
-func (c *Delta) Drain(window time.Duration) int {
-	n := 0
-	t := time.NewTimer(window)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.resps:
-			n++
-		case <-t.C:
-			return n
-		}
-	}
 }
