@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
@@ -20,6 +22,7 @@ const (
 	routerType       = "envoy.extensions.filters.http.router.v3.Router"
 	previousHostType = "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
 	httpOptionsType  = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+	httpFilterType   = "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter"
 )
 
 // allowedAny is every Any payload type we accept; where each may appear is
@@ -50,7 +53,7 @@ var allowed = map[protoreflect.FullName][]protoreflect.Name{
 	// the decoder).
 	"envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.UpgradeConfig": {"upgrade_type", "enabled"},
 	"envoy.extensions.filters.network.http_connection_manager.v3.Rds":                                 {"config_source", "route_config_name"},
-	"envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter":                          {"name", "typed_config"},
+	"envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter":                          {"name", "typed_config", "is_optional", "disabled"},
 	"envoy.config.core.v3.ConfigSource":                                                               {"ads", "self", "api_config_source", "resource_api_version", "initial_fetch_timeout"},
 	"envoy.config.core.v3.AggregatedConfigSource":                                                     {},
 	"envoy.config.core.v3.SelfConfigSource":                                                           {"transport_api_version"},
@@ -209,6 +212,10 @@ func walk(m protoreflect.Message) *walkError {
 	}
 	if raw := m.GetUnknown(); len(raw) > 0 {
 		return &walkError{err: &UnsupportedError{Field: "(unknown field)", Reason: fmt.Sprintf("in %s is not known to this sidecar", name)}}
+	}
+	if name == httpFilterType && skipped(m.Interface().(*hcmv3.HttpFilter)) {
+		// A filter the sidecar does not run: nothing in it applies.
+		return nil
 	}
 	set, ok := allowIndex[name]
 	if !ok {

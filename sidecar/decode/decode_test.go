@@ -104,6 +104,26 @@ func TestListener(t *testing.T) {
 			},
 		},
 		{
+			// Envoy ignores an unknown filter marked is_optional, and one
+			// marked disabled runs only where a route enables it.
+			name: "optional and disabled http filters are skipped",
+			in: httpWith(func(h *hcmv3.HttpConnectionManager) {
+				h.HttpFilters = append([]*hcmv3.HttpFilter{
+					{Name: "envoy.filters.http.cors", IsOptional: true, ConfigType: &hcmv3.HttpFilter_TypedConfig{
+						TypedConfig: &anypb.Any{TypeUrl: "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors"}}},
+					{Name: "envoy.filters.http.ext_authz", Disabled: true, ConfigType: &hcmv3.HttpFilter_TypedConfig{
+						TypedConfig: &anypb.Any{TypeUrl: "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz", Value: []byte{0xff}}}},
+				}, h.HttpFilters...)
+			}),
+			want: &config.Listener{
+				Name: "public", Address: "0.0.0.0:21000", PerConnectionBufferLimitBytes: 1 << 20,
+				HTTP: &config.HTTPConnectionManager{
+					StatPrefix: "web", RouteConfigName: "web",
+					StreamIdleTimeout: 5 * time.Minute, GenerateRequestID: true,
+				},
+			},
+		},
+		{
 			name: "tcp proxy",
 			in:   dt.TCPListener("db", "127.0.0.1", 9191, "postgres"),
 			want: &config.Listener{
@@ -477,6 +497,18 @@ func TestRejects(t *testing.T) {
 		{"hcm unknown http filter type", hcm(func(h *hcmv3.HttpConnectionManager) {
 			h.HttpFilters[0].ConfigType = &hcmv3.HttpFilter_TypedConfig{TypedConfig: dt.MustAny(&corev3.Http1ProtocolOptions{})}
 		}), `http_filters[0].typed_config: field type_url "type.googleapis.com/envoy.config.core.v3.Http1ProtocolOptions" is not supported`},
+		{"hcm required http filter", hcm(func(h *hcmv3.HttpConnectionManager) {
+			h.HttpFilters = append([]*hcmv3.HttpFilter{{Name: "envoy.filters.http.cors", ConfigType: &hcmv3.HttpFilter_TypedConfig{
+				TypedConfig: &anypb.Any{TypeUrl: "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors"}}}}, h.HttpFilters...)
+		}), `http_filters[0].typed_config: field type_url "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors" is not supported`},
+		{"hcm router not last", hcm(func(h *hcmv3.HttpConnectionManager) {
+			h.HttpFilters = append(h.HttpFilters, &hcmv3.HttpFilter{Name: "envoy.filters.http.cors", IsOptional: true})
+		}), `http_filters[0]: the router must be the last filter`},
+		{"hcm no http filters", hcm(func(h *hcmv3.HttpConnectionManager) { h.HttpFilters = nil }),
+			`http_filters: the router filter is required`},
+		{"hcm required http filter without typed_config", hcm(func(h *hcmv3.HttpConnectionManager) {
+			h.HttpFilters = append([]*hcmv3.HttpFilter{{Name: "envoy.filters.http.fault"}}, h.HttpFilters...)
+		}), `http_filters[0]: filter "envoy.filters.http.fault" is not supported`},
 		{"hcm rds over path", hcm(func(h *hcmv3.HttpConnectionManager) {
 			h.GetRds().ConfigSource = &corev3.ConfigSource{ConfigSourceSpecifier: &corev3.ConfigSource_Path{Path: "/x"}}
 		}), `rds.config_source: field path is not supported`},

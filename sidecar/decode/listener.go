@@ -130,25 +130,52 @@ func httpConnectionManager(m *hcmv3.HttpConnectionManager) (*config.HTTPConnecti
 	return out, nil
 }
 
-// httpFilters accepts exactly the router, which must be last (Envoy rejects
-// a chain not ending in a terminal filter); the sidecar has no other HTTP
-// filter.
+// httpFilters accepts the router, which must be last (Envoy rejects a
+// chain not ending in its terminal filter), after any number of filters the
+// sidecar may skip as Envoy does (see skipped); it implements no other HTTP
+// filter, so any other is a NACK naming it.
 func httpFilters(fs []*hcmv3.HttpFilter) error {
-	if len(fs) != 1 {
-		return fmt.Errorf("http_filters: want exactly the router filter, got %d filters", len(fs))
+	if len(fs) == 0 {
+		return fmt.Errorf("http_filters: the router filter is required")
 	}
-	f := fs[0]
-	tc := f.GetTypedConfig()
-	if tc == nil {
-		if f.GetName() != routerFilterName {
-			return fmt.Errorf("http_filters[0]: filter %q is not supported", f.GetName())
+	for i, f := range fs[:len(fs)-1] {
+		if isRouter(f) {
+			return fmt.Errorf("http_filters[%d]: the router must be the last filter", i)
 		}
-		return nil
+		if !skipped(f) {
+			return fmt.Errorf("http_filters[%d]: filter %q is not supported (only the router; a filter marked is_optional or disabled is skipped)", i, filterName(f))
+		}
 	}
-	if !tc.MessageIs((*routerv3.Router)(nil)) {
-		return fmt.Errorf("http_filters[0].typed_config: type %q is not supported", tc.GetTypeUrl())
+	last := len(fs) - 1
+	if !isRouter(fs[last]) {
+		return fmt.Errorf("http_filters[%d]: the last filter must be the router, got %q", last, filterName(fs[last]))
 	}
 	return nil
+}
+
+// skipped reports whether Envoy's semantics let the sidecar leave f out:
+// is_optional ("clients that do not support this filter may ignore it") or
+// disabled (off unless a route enables it with typed_per_filter_config,
+// which the sidecar NACKs). The router is never skipped.
+func skipped(f *hcmv3.HttpFilter) bool {
+	return (f.GetIsOptional() || f.GetDisabled()) && !isRouter(f)
+}
+
+// isRouter reports whether f is the router filter: by its typed_config's
+// type, or by its well-known name when it has none.
+func isRouter(f *hcmv3.HttpFilter) bool {
+	if tc := f.GetTypedConfig(); tc != nil {
+		return tc.MessageIs((*routerv3.Router)(nil))
+	}
+	return f.GetConfigType() == nil && f.GetName() == routerFilterName
+}
+
+// filterName names f in errors: its name, else its typed_config's type.
+func filterName(f *hcmv3.HttpFilter) string {
+	if f.GetName() != "" {
+		return f.GetName()
+	}
+	return f.GetTypedConfig().GetTypeUrl()
 }
 
 func tcpProxy(m *tcpv3.TcpProxy) (*config.TCPProxy, error) {
