@@ -2,6 +2,7 @@ package h1server
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -68,6 +69,14 @@ type conn struct {
 	expectPending atomic.Bool
 	contMu        sync.Mutex
 
+	// rdl is the read deadline last set by the connection's goroutine;
+	// rdlDirty says somebody else may have changed it since.
+	rdl      time.Time
+	rdlDirty bool
+	// The handler set a read or write deadline (http.ResponseController;
+	// from any goroutine).
+	readDeadline, writeDeadline atomic.Bool
+
 	broken     bool // a read or write failed: no further request
 	hijacked   bool
 	forgotten  bool
@@ -112,17 +121,22 @@ func (c *conn) serve() {
 			c.handToH2C()
 			return
 		}
-		if d := c.s.ReadHeaderTimeout; d > 0 {
-			c.nc.SetReadDeadline(time.Now().Add(d))
-		} else if c.s.IdleTimeout > 0 {
-			c.nc.SetReadDeadline(time.Time{})
+		// The header timeout runs from a request's first byte; a head
+		// that is all here already needs none.
+		hdrDeadline := false
+		if d := c.s.ReadHeaderTimeout; d > 0 && !c.headBuffered() {
+			c.setReadDeadline(time.Now().Add(d))
+			hdrDeadline = true
 		}
 		if err := c.readRequest(); err != nil {
 			c.replyError(err)
 			return
 		}
-		if c.s.ReadHeaderTimeout > 0 {
-			c.nc.SetReadDeadline(time.Time{})
+		// Body reads have no deadline (the handler's timeouts apply).
+		// Without a body the idle deadline may stay: only the watch
+		// reads, and a deadline ends it quietly.
+		if hdrDeadline || c.body != nil && !c.rdl.IsZero() {
+			c.setReadDeadline(time.Time{})
 		}
 		c.hadRequest = true
 		if !c.serveRequest() {
@@ -144,15 +158,43 @@ func (c *conn) awaitRequest() bool {
 	if c.s.closing.Load() {
 		return false
 	}
+	if c.readDeadline.Swap(false) {
+		c.rdlDirty = true // the handler set one
+	}
+	if c.writeDeadline.Swap(false) {
+		c.nc.SetWriteDeadline(time.Time{})
+	}
+	// The idle deadline moves by 1/64 of the timeout (a second at most)
+	// or more: most requests set none (a deadline change costs a runtime
+	// timer update).
 	if d := c.s.IdleTimeout; d > 0 {
-		c.nc.SetReadDeadline(time.Now().Add(d))
-	} else if c.rw.setDeadline {
-		c.nc.SetReadDeadline(time.Time{})
+		if want := time.Now().Add(d); c.rdlDirty || c.rdl.IsZero() || want.Sub(c.rdl) > min(d/64, time.Second) {
+			c.setReadDeadline(want)
+		}
+	} else if c.rdlDirty || !c.rdl.IsZero() {
+		c.setReadDeadline(time.Time{})
 	}
 	if _, err := c.br.Peek(1); err != nil {
 		return false
 	}
 	return c.state.CompareAndSwap(stateIdle, stateActive)
+}
+
+// setReadDeadline sets the connection's read deadline and remembers it.
+func (c *conn) setReadDeadline(t time.Time) {
+	c.nc.SetReadDeadline(t)
+	c.rdl, c.rdlDirty = t, false
+}
+
+// headBuffered reports whether a whole request head is buffered: it starts
+// with a request line (not the empty lines that may precede one) and its
+// end is here.
+func (c *conn) headBuffered() bool {
+	b, _ := c.br.Peek(c.br.Buffered())
+	if len(b) == 0 || b[0] == '\r' || b[0] == '\n' {
+		return false
+	}
+	return bytes.Index(b, []byte("\n\r\n")) >= 0 || bytes.Index(b, []byte("\n\n")) >= 0
 }
 
 const preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -347,6 +389,7 @@ func (c *conn) stopWatch() {
 			c.wcond.Wait()
 		}
 		c.nc.SetReadDeadline(time.Time{})
+		c.rdl, c.rdlDirty = time.Time{}, true
 	}
 	c.wmu.Unlock()
 }

@@ -46,7 +46,6 @@ type response struct {
 	written     int64
 	conn        []string // the handler's Connection header
 	trailers    []string // declared trailer keys
-	setDeadline bool     // the handler set a read or write deadline
 	err         error
 }
 
@@ -413,13 +412,13 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 
 // SetReadDeadline is http.ResponseController's.
 func (w *response) SetReadDeadline(t time.Time) error {
-	w.setDeadline = true
+	w.c.readDeadline.Store(true)
 	return w.c.nc.SetReadDeadline(t)
 }
 
 // SetWriteDeadline is http.ResponseController's.
 func (w *response) SetWriteDeadline(t time.Time) error {
-	w.setDeadline = true
+	w.c.writeDeadline.Store(true)
 	return w.c.nc.SetWriteDeadline(t)
 }
 

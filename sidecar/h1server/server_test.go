@@ -612,6 +612,20 @@ func TestTimeouts(t *testing.T) {
 		readResponse(t, br, "GET")
 		expectClosed(t, br)
 	})
+	t.Run("body outlives the idle deadline", func(t *testing.T) {
+		// The idle deadline set while waiting for the request does not
+		// bound the reading of its body.
+		_, addr := start(t, echo, func(s *Server) { s.IdleTimeout = 100 * time.Millisecond })
+		c, br := dial(t, addr)
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+		readResponse(t, br, "GET")
+		io.WriteString(c, "POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\nab")
+		<-time.After(250 * time.Millisecond) // past the idle deadline
+		io.WriteString(c, "cd")
+		if _, body := readResponse(t, br, "POST"); body != "POST /p abcd" {
+			t.Errorf("%q", body)
+		}
+	})
 	t.Run("no header timeout while idle", func(t *testing.T) {
 		// The header timeout starts at a request's first byte: a
 		// connection idle for longer than it still serves.
