@@ -148,6 +148,23 @@ func (c *conn) serve() {
 // awaitRequest waits for the first byte of the next request (within the
 // idle timeout) and marks the connection busy. false: close it.
 func (c *conn) awaitRequest() bool {
+	if c.readDeadline.Swap(false) {
+		c.rdlDirty = true // the handler set one
+	}
+	if c.writeDeadline.Swap(false) {
+		c.nc.SetWriteDeadline(time.Time{})
+	}
+	// The idle deadline moves by 1/64 of the timeout (a second at most)
+	// or more: most requests set none (a deadline change costs a runtime
+	// timer update). It also bounds the rest of a pipelined head when
+	// there is no header timeout.
+	if d := c.s.IdleTimeout; d > 0 {
+		if want := time.Now().Add(d); c.rdlDirty || c.rdl.IsZero() || want.Sub(c.rdl) > min(d/64, time.Second) {
+			c.setReadDeadline(want)
+		}
+	} else if c.rdlDirty || !c.rdl.IsZero() {
+		c.setReadDeadline(time.Time{})
+	}
 	if c.br.Buffered() > 0 || c.hasByte {
 		// Pipelined: the next request is here.
 		return c.state.Load() == stateActive
@@ -157,22 +174,6 @@ func (c *conn) awaitRequest() bool {
 	}
 	if c.s.closing.Load() {
 		return false
-	}
-	if c.readDeadline.Swap(false) {
-		c.rdlDirty = true // the handler set one
-	}
-	if c.writeDeadline.Swap(false) {
-		c.nc.SetWriteDeadline(time.Time{})
-	}
-	// The idle deadline moves by 1/64 of the timeout (a second at most)
-	// or more: most requests set none (a deadline change costs a runtime
-	// timer update).
-	if d := c.s.IdleTimeout; d > 0 {
-		if want := time.Now().Add(d); c.rdlDirty || c.rdl.IsZero() || want.Sub(c.rdl) > min(d/64, time.Second) {
-			c.setReadDeadline(want)
-		}
-	} else if c.rdlDirty || !c.rdl.IsZero() {
-		c.setReadDeadline(time.Time{})
 	}
 	if _, err := c.br.Peek(1); err != nil {
 		return false
