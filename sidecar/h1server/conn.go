@@ -105,7 +105,6 @@ func (c *conn) serve() {
 	c.hdr = make(http.Header, 16)
 	c.rw.c = c
 	c.rw.hdr = make(http.Header, 16)
-	c.state.Store(stateIdle)
 	defer func() {
 		if c.hijacked || c.forgotten {
 			return

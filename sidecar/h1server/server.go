@@ -175,8 +175,11 @@ func (s *Server) beginClose() {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.beginClose()
 	s.closeIdle()
+	s.mu.Lock()
+	h2done := s.h2done
+	s.mu.Unlock()
 	h2err := make(chan error, 1)
-	if s.H2C != nil && s.h2done != nil {
+	if h2done != nil {
 		go func() { h2err <- s.H2C.Shutdown(ctx) }()
 	} else {
 		h2err <- nil
@@ -195,8 +198,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if err := <-h2err; err != nil {
 		return err
 	}
-	if s.h2done != nil {
-		<-s.h2done
+	if h2done != nil {
+		<-h2done
 	}
 	return nil
 }
@@ -210,10 +213,11 @@ func (s *Server) Close() error {
 	for c := range s.conns {
 		c.nc.Close()
 	}
+	h2done := s.h2done
 	s.mu.Unlock()
-	if s.H2C != nil && s.h2done != nil {
+	if h2done != nil {
 		s.H2C.Close()
-		<-s.h2done
+		<-h2done
 	}
 	s.connsWG.Wait()
 	s.serveWG.Wait()
