@@ -38,7 +38,8 @@
 // one (Envoy does not sniff), Pragma: no-cache → Cache-Control rewriting,
 // draining up to 256 KiB of a request body the handler left unread (the
 // part already received is skipped; otherwise the connection closes after
-// the response).
+// the response), and watching for the client leaving while its next
+// (pipelined) request is already buffered (a write fails instead).
 //
 // Concurrency contract. One goroutine per connection reads a request,
 // runs the handler on it and writes the response; the next request is
