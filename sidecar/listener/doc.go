@@ -1,5 +1,6 @@
 // Package listener runs the sidecar's listeners from a config.Config: HTTP
-// connection managers (HTTP/1.1 and h2c on the same port, served by
+// connection managers (HTTP/1.1 served by package h1server and h2c, handed
+// over to net/http's server, on the same port; requests answered by
 // package proxy) and TCP proxies (bidirectional copy with half-close).
 //
 // Usage:
@@ -31,7 +32,8 @@
 // If a listener cannot be opened (address in use), Apply opens and updates
 // all the others and returns an error naming the listener.
 //
-// Goroutines: one accept loop per listener (http.Server.Serve or the TCP
-// accept loop) plus the connection goroutines; all end when the listener is
+// Goroutines: one accept loop per listener (h1server.Server.Serve, plus
+// net/http's for the h2c connections it hands over, or the TCP accept
+// loop) plus the connection goroutines; all end when the listener is
 // stopped, and Close waits for them.
 package listener

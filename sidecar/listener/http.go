@@ -11,26 +11,42 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/seed-a778acb4/consulate/sidecar/config"
+	"github.com/seed-a778acb4/consulate/sidecar/h1server"
 	"github.com/seed-a778acb4/consulate/sidecar/proxy"
 )
 
 type httpListener struct {
-	srv     *http.Server
+	srv     *h1server.Server
 	handler *proxy.Handler
 	done    chan struct{} // Serve returned
 }
 
+// startHTTP serves HTTP/1.x on ln with the sidecar's own server (package
+// h1server) and h2c prior knowledge with net/http's, which h1server hands
+// those connections to.
 func startHTTP(log *zap.Logger, ln net.Listener, h *proxy.Handler, gauge prometheus.Gauge) *httpListener {
+	errLog := zap.NewStdLog(log.Named("http"))
 	var protos http.Protocols
 	protos.SetHTTP1(true)
-	protos.SetUnencryptedHTTP2(true) // h2c prior knowledge on the same port
-	srv := &http.Server{
-		Handler:     h,
-		Protocols:   &protos,
-		IdleTimeout: time.Hour, // Envoy's downstream idle_timeout default
-		// Envoy's max_request_headers_kb default (60 KiB); more is 431.
-		MaxHeaderBytes: 60 << 10,
-		ErrorLog:       zap.NewStdLog(log.Named("http")),
+	protos.SetUnencryptedHTTP2(true) // h2c prior knowledge
+	idle := time.Hour                // Envoy's downstream idle_timeout default
+	// Envoy's max_request_headers_kb default (60 KiB); more is 431.
+	const maxHeader = 60 << 10
+	hdrTimeout := headerTimeout(h.State().HCM)
+	srv := &h1server.Server{
+		Handler: h,
+		H2C: &http.Server{
+			Handler:           h,
+			Protocols:         &protos,
+			IdleTimeout:       idle,
+			MaxHeaderBytes:    maxHeader,
+			ReadHeaderTimeout: hdrTimeout,
+			ErrorLog:          errLog,
+		},
+		MaxHeaderBytes:    maxHeader,
+		ReadHeaderTimeout: hdrTimeout,
+		IdleTimeout:       idle,
+		ErrorLog:          errLog,
 		ConnState: func(_ net.Conn, s http.ConnState) {
 			switch s {
 			case http.StateNew:
@@ -40,7 +56,6 @@ func startHTTP(log *zap.Logger, ln net.Listener, h *proxy.Handler, gauge prometh
 			}
 		},
 	}
-	srv.ReadHeaderTimeout = headerTimeout(h.State().HCM)
 	hl := &httpListener{srv: srv, handler: h, done: make(chan struct{})}
 	go func() {
 		defer close(hl.done)
@@ -55,9 +70,9 @@ func startHTTP(log *zap.Logger, ln net.Listener, h *proxy.Handler, gauge prometh
 // headers, so that a slow client (slowloris) cannot hold a connection and
 // its goroutine forever. Envoy creates the stream at the first header
 // byte, so its request_timeout and stream_idle_timeout (default 5 min)
-// already run while headers arrive; Go's server offers one deadline for
+// already run while headers arrive; the server offers one deadline for
 // the whole header block, so it gets the shorter of the two. It is taken
-// from the connection manager the listener opened with: net/http reads the
+// from the connection manager the listener opened with: the servers read the
 // field unsynchronized, so a later update cannot change it.
 func headerTimeout(hcm *config.HTTPConnectionManager) time.Duration {
 	if hcm == nil {

@@ -602,3 +602,38 @@ func TestTCPUpdateKeepsConnections(t *testing.T) {
 	fresh, freshR := dial()
 	say(fresh, freshR, "b:hi\n") // new connections use the new cluster
 }
+
+// TestClientGoneCancelsUpstream: a client closing its connection while its
+// request is forwarded ends the upstream request (the downstream server
+// tells the proxy through the request's context).
+func TestClientGoneCancelsUpstream(t *testing.T) {
+	arrived := make(chan struct{})
+	ended := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(arrived)
+		<-r.Context().Done()
+		close(ended)
+	}))
+	t.Cleanup(up.Close)
+	m, _ := newManager(t)
+	if err := m.Apply(&config.Config{Listeners: map[string]*config.Listener{"web": httpLn("web", "127.0.0.1:0", "r")},
+		Routes: map[string]*config.RouteConfig{"r": routeTo("r", "a")}, Clusters: map[string]*config.Cluster{"a": clusterAt("a", up.Listener.Addr().String())}}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", m.Addr("web").String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+	select {
+	case <-arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("request did not reach the upstream")
+	}
+	c.Close()
+	select {
+	case <-ended:
+	case <-time.After(10 * time.Second):
+		t.Fatal("upstream request still running 10 s after the client left")
+	}
+}

@@ -61,7 +61,7 @@ func (h *Handler) State() *State { return h.state.Load() }
 
 // Close lets upgraded (hijacked) connections run until ctx ends, then
 // cuts them and waits for their goroutines. Regular requests are drained
-// by the http.Server.
+// by the listener's server.
 func (h *Handler) Close(ctx context.Context) {
 	done := make(chan struct{})
 	go func() {
