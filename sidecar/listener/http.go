@@ -36,8 +36,12 @@ func startHTTP(log *zap.Logger, ln net.Listener, h *proxy.Handler, gauge prometh
 	srv := &h1server.Server{
 		Handler: h,
 		H2C: &http.Server{
-			Handler:           h,
-			Protocols:         &protos,
+			Handler:   h,
+			Protocols: &protos,
+			// Envoy's HTTP/2 codec reads frames of at most 16 KiB, the
+			// protocol's default SETTINGS_MAX_FRAME_SIZE; Go's would take
+			// 1 MiB. A larger frame is a FRAME_SIZE_ERROR (RFC 9113 4.2).
+			HTTP2:             &http.HTTP2Config{MaxReadFrameSize: 16 << 10},
 			IdleTimeout:       idle,
 			MaxHeaderBytes:    maxHeader,
 			ReadHeaderTimeout: hdrTimeout,
