@@ -236,7 +236,7 @@ func TestAccepted(t *testing.T) {
 // TestMalformedChunks: the handler's body read fails; the connection
 // closes after its answer.
 func TestMalformedChunks(t *testing.T) {
-	for _, chunks := range []string{"zz\r\nab\r\n0\r\n\r\n", "2\r\nabX\r\n0\r\n\r\n", "1234567890abcdef0\r\n"} {
+	for _, chunks := range []string{"zz\r\nab\r\n0\r\n\r\n", "2\r\nabX\r\n0\r\n\r\n", "2\r\nab\n0\r\n\r\n", "1234567890abcdef0\r\n"} {
 		_, addr := start(t, echo)
 		c, br := dial(t, addr)
 		io.WriteString(c, "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"+chunks)
