@@ -778,3 +778,60 @@ func TestH2CHandOver(t *testing.T) {
 		t.Errorf("states %v, want 2 new and 2 closed", states)
 	}
 }
+
+// TestDeclaredTrailerMap: Request.Trailer holds the declared keys before
+// the body is read and the same map gets the values at its end (the proxy
+// hands the map upstream before reading the body).
+func TestDeclaredTrailerMap(t *testing.T) {
+	got := make(chan string, 1)
+	_, addr := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tr := r.Trailer
+		_, declared := tr["X-Sum"]
+		io.ReadAll(r.Body)
+		got <- fmt.Sprintf("%v %q %v", declared, tr.Get("X-Sum"), r.TransferEncoding)
+	}))
+	c, br := dial(t, addr)
+	io.WriteString(c, "POST / HTTP/1.1\r\nHost: h\r\nTrailer: x-sum\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\nX-Sum: 42\r\n\r\n")
+	readResponse(t, br, "POST")
+	if s := <-got; s != `true "42" [chunked]` {
+		t.Errorf("got %s", s)
+	}
+}
+
+// TestHTTP10UnknownLength: an HTTP/1.0 response of unknown length is
+// ended by closing, never chunked.
+func TestHTTP10UnknownLength(t *testing.T) {
+	_, addr := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ab")
+		w.(http.Flusher).Flush()
+		io.WriteString(w, "cd")
+	}))
+	c, br := dial(t, addr)
+	io.WriteString(c, "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+	res, body := readResponse(t, br, "GET")
+	if body != "abcd" || res.TransferEncoding != nil || res.ContentLength != -1 || res.Header.Get("Connection") == "keep-alive" {
+		t.Errorf("%q TE %v length %d Connection %q", body, res.TransferEncoding, res.ContentLength, res.Header.Get("Connection"))
+	}
+	expectClosed(t, br)
+}
+
+// TestInformational: a 1xx written by the handler goes out before the
+// final response, with the header as it stands.
+func TestInformational(t *testing.T) {
+	_, addr := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</a.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("Link")
+		io.WriteString(w, "final")
+	}))
+	c, br := dial(t, addr)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+	hints, err := http.ReadResponse(br, nil)
+	if err != nil || hints.StatusCode != http.StatusEarlyHints || hints.Header.Get("Link") == "" {
+		t.Fatalf("first response %v %v, want 103 with Link", hints, err)
+	}
+	res, body := readResponse(t, br, "GET")
+	if res.StatusCode != 200 || body != "final" || res.Header.Get("Link") != "" {
+		t.Errorf("%d %q %v", res.StatusCode, body, res.Header)
+	}
+}
