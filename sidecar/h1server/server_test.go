@@ -835,3 +835,61 @@ func TestInformational(t *testing.T) {
 		t.Errorf("%d %q %v", res.StatusCode, body, res.Header)
 	}
 }
+
+// TestConcurrentClients: keep-alive clients with and without bodies, some
+// closing early, while the server shuts down at the end (run with -race).
+func TestConcurrentClients(t *testing.T) {
+	// One request in five starts the watch (as the proxy does 20 ms into a
+	// request): watches start and stop while bodies and the next requests
+	// arrive.
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "0") || strings.HasSuffix(r.URL.Path, "5") {
+			_ = r.Context().Done()
+		}
+		echo(w, r)
+	})
+	s, addr := start(t, h, func(s *Server) { s.ReadHeaderTimeout = 5 * time.Second; s.IdleTimeout = time.Minute })
+	tr := &http.Transport{MaxIdleConnsPerHost: 8}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for g := range 16 {
+		wg.Go(func() {
+			for i := range 50 {
+				var body io.Reader
+				method := "GET"
+				want := fmt.Sprintf("GET /%d/%d ", g, i)
+				if i%3 == 1 {
+					method, body = "POST", strings.NewReader("payload")
+					want = fmt.Sprintf("POST /%d/%d payload", g, i)
+				}
+				req, _ := http.NewRequest(method, fmt.Sprintf("http://%s/%d/%d", addr, g, i), body)
+				if i%7 == 6 {
+					req.Close = true
+				}
+				res, err := client.Do(req)
+				if err != nil {
+					errs <- err
+					return
+				}
+				b, err := io.ReadAll(res.Body)
+				res.Body.Close()
+				if err != nil || string(b) != want {
+					errs <- fmt.Errorf("%q %v, want %q", b, err, want)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+}
