@@ -131,15 +131,12 @@ func (b *body) chunkEnd() error {
 			return unexpected(err)
 		}
 	}
-	end, _ := br.Peek(2)
-	switch {
-	case string(end) == "\r\n":
-		br.Discard(2)
-	case end[0] == '\n':
-		br.Discard(1)
-	default:
+	// CRLF exactly, as net/http: a bare LF here is how smuggling
+	// attempts disagree with other parsers.
+	if end, _ := br.Peek(2); string(end) != "\r\n" {
 		return errMalformedChunk
 	}
+	br.Discard(2)
 	return nil
 }
 

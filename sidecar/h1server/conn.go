@@ -106,7 +106,11 @@ func (c *conn) serve() {
 	c.rw.c = c
 	c.rw.hdr = make(http.Header, 16)
 	defer func() {
-		if c.hijacked || c.forgotten {
+		if c.forgotten {
+			return // H2C's now
+		}
+		c.rctx.cancel() // the handler returned (net/http cancels too)
+		if c.hijacked {
 			return
 		}
 		c.nc.Close()

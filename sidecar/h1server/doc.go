@@ -51,6 +51,9 @@
 // handler kept never sees a later request. A watch is one extra goroutine
 // blocked in a 1-byte read of the connection, started once the request
 // body was read to its end; it ends before the next request is read, on
-// Hijack, or when the connection closes. Server methods may be called from
+// Hijack, or when the connection closes. A request without a body keeps
+// the idle deadline set while the connection waited for it (changing a
+// deadline per request costs a runtime timer update), so its watch ends
+// quietly, without canceling, about IdleTimeout after the request came. Server methods may be called from
 // any goroutine; Shutdown and Close wait for every connection goroutine.
 package h1server

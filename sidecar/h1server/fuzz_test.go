@@ -42,6 +42,18 @@ func FuzzReadRequest(f *testing.F) {
 		if r.ContentLength > 0 && r.TransferEncoding != nil {
 			t.Fatal("both a length and chunked")
 		}
+		// What is accepted, net/http's parser accepts too (it is the more
+		// lenient of the two) and reads the same way.
+		// (Empty lines before the request line are skipped here, by
+		// net/http's server only after a POST.)
+		std, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(bytes.TrimLeft(data, "\r\n"))))
+		if err != nil {
+			t.Fatalf("accepted, net/http refuses: %v", err)
+		}
+		if std.Method != r.Method || std.RequestURI != r.RequestURI || std.ContentLength != r.ContentLength || std.Host != r.Host {
+			t.Fatalf("read as %q %q %d %q, net/http %q %q %d %q", r.Method, r.RequestURI, r.ContentLength, r.Host,
+				std.Method, std.RequestURI, std.ContentLength, std.Host)
+		}
 		b, err := io.ReadAll(r.Body)
 		if err == nil && r.ContentLength >= 0 && int64(len(b)) != r.ContentLength {
 			t.Fatalf("body of %d bytes, announced %d", len(b), r.ContentLength)

@@ -236,7 +236,7 @@ func TestAccepted(t *testing.T) {
 // TestMalformedChunks: the handler's body read fails; the connection
 // closes after its answer.
 func TestMalformedChunks(t *testing.T) {
-	for _, chunks := range []string{"zz\r\nab\r\n0\r\n\r\n", "2\r\nabX\r\n0\r\n\r\n", "1234567890abcdef0\r\n"} {
+	for _, chunks := range []string{"zz\r\nab\r\n0\r\n\r\n", "2\r\nabX\r\n0\r\n\r\n", "2\r\nab\n0\r\n\r\n", "1234567890abcdef0\r\n"} {
 		_, addr := start(t, echo)
 		c, br := dial(t, addr)
 		io.WriteString(c, "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"+chunks)
@@ -776,5 +776,120 @@ func TestH2CHandOver(t *testing.T) {
 	}
 	if news != 2 || closed != 2 {
 		t.Errorf("states %v, want 2 new and 2 closed", states)
+	}
+}
+
+// TestDeclaredTrailerMap: Request.Trailer holds the declared keys before
+// the body is read and the same map gets the values at its end (the proxy
+// hands the map upstream before reading the body).
+func TestDeclaredTrailerMap(t *testing.T) {
+	got := make(chan string, 1)
+	_, addr := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tr := r.Trailer
+		_, declared := tr["X-Sum"]
+		io.ReadAll(r.Body)
+		got <- fmt.Sprintf("%v %q %v", declared, tr.Get("X-Sum"), r.TransferEncoding)
+	}))
+	c, br := dial(t, addr)
+	io.WriteString(c, "POST / HTTP/1.1\r\nHost: h\r\nTrailer: x-sum\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\nX-Sum: 42\r\n\r\n")
+	readResponse(t, br, "POST")
+	if s := <-got; s != `true "42" [chunked]` {
+		t.Errorf("got %s", s)
+	}
+}
+
+// TestHTTP10UnknownLength: an HTTP/1.0 response of unknown length is
+// ended by closing, never chunked.
+func TestHTTP10UnknownLength(t *testing.T) {
+	_, addr := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ab")
+		w.(http.Flusher).Flush()
+		io.WriteString(w, "cd")
+	}))
+	c, br := dial(t, addr)
+	io.WriteString(c, "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+	res, body := readResponse(t, br, "GET")
+	if body != "abcd" || res.TransferEncoding != nil || res.ContentLength != -1 || res.Header.Get("Connection") == "keep-alive" {
+		t.Errorf("%q TE %v length %d Connection %q", body, res.TransferEncoding, res.ContentLength, res.Header.Get("Connection"))
+	}
+	expectClosed(t, br)
+}
+
+// TestInformational: a 1xx written by the handler goes out before the
+// final response, with the header as it stands.
+func TestInformational(t *testing.T) {
+	_, addr := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</a.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("Link")
+		io.WriteString(w, "final")
+	}))
+	c, br := dial(t, addr)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+	hints, err := http.ReadResponse(br, nil)
+	if err != nil || hints.StatusCode != http.StatusEarlyHints || hints.Header.Get("Link") == "" {
+		t.Fatalf("first response %v %v, want 103 with Link", hints, err)
+	}
+	res, body := readResponse(t, br, "GET")
+	if res.StatusCode != 200 || body != "final" || res.Header.Get("Link") != "" {
+		t.Errorf("%d %q %v", res.StatusCode, body, res.Header)
+	}
+}
+
+// TestConcurrentClients: keep-alive clients with and without bodies, some
+// closing early, while the server shuts down at the end (run with -race).
+func TestConcurrentClients(t *testing.T) {
+	// One request in five starts the watch (as the proxy does 20 ms into a
+	// request): watches start and stop while bodies and the next requests
+	// arrive.
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "0") || strings.HasSuffix(r.URL.Path, "5") {
+			_ = r.Context().Done()
+		}
+		echo(w, r)
+	})
+	s, addr := start(t, h, func(s *Server) { s.ReadHeaderTimeout = 5 * time.Second; s.IdleTimeout = time.Minute })
+	tr := &http.Transport{MaxIdleConnsPerHost: 8}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for g := range 16 {
+		wg.Go(func() {
+			for i := range 50 {
+				var body io.Reader
+				method := "GET"
+				want := fmt.Sprintf("GET /%d/%d ", g, i)
+				if i%3 == 1 {
+					method, body = "POST", strings.NewReader("payload")
+					want = fmt.Sprintf("POST /%d/%d payload", g, i)
+				}
+				req, _ := http.NewRequest(method, fmt.Sprintf("http://%s/%d/%d", addr, g, i), body)
+				if i%7 == 6 {
+					req.Close = true
+				}
+				res, err := client.Do(req)
+				if err != nil {
+					errs <- err
+					return
+				}
+				b, err := io.ReadAll(res.Body)
+				res.Body.Close()
+				if err != nil || string(b) != want {
+					errs <- fmt.Errorf("%q %v, want %q", b, err, want)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Errorf("Shutdown: %v", err)
 	}
 }

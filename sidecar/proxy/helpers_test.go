@@ -19,6 +19,7 @@ import (
 	"github.com/seed-a778acb4/consulate/sidecar/accesslog"
 	"github.com/seed-a778acb4/consulate/sidecar/cluster"
 	"github.com/seed-a778acb4/consulate/sidecar/config"
+	"github.com/seed-a778acb4/consulate/sidecar/h1server"
 	"github.com/seed-a778acb4/consulate/sidecar/router"
 )
 
@@ -76,7 +77,13 @@ func startProxy(t *testing.T, rc *config.RouteConfig, clusters map[string]*confi
 	var protos http.Protocols
 	protos.SetHTTP1(true)
 	protos.SetUnencryptedHTTP2(true)
-	srv := &http.Server{Handler: h, Protocols: &protos, ErrorLog: zap.NewStdLog(log)}
+	// As the listener serves it: HTTP/1.x by the sidecar's own server, h2c
+	// handed to net/http's.
+	srv := &h1server.Server{
+		Handler:  h,
+		H2C:      &http.Server{Handler: h, Protocols: &protos, ErrorLog: zap.NewStdLog(log)},
+		ErrorLog: zap.NewStdLog(log),
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
