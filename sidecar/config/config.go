@@ -43,7 +43,21 @@ type HTTPConnectionManager struct {
 	UseRemoteAddress bool
 	// GenerateRequestID (Envoy default true).
 	GenerateRequestID bool
+	// Codec is codec_type: CodecAuto (the default) serves HTTP/1.1 and h2c
+	// prior knowledge on the port, CodecHTTP1 only HTTP/1.x, CodecHTTP2
+	// only h2c.
+	Codec Codec
 }
+
+// Codec is an HTTP connection manager's codec_type.
+type Codec uint8
+
+// The codecs, as Envoy's codec_type.
+const (
+	CodecAuto Codec = iota
+	CodecHTTP1
+	CodecHTTP2
+)
 
 // TCPProxy forwards raw bytes to a cluster.
 type TCPProxy struct {

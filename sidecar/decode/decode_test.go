@@ -104,6 +104,19 @@ func TestListener(t *testing.T) {
 			},
 		},
 		{
+			name: "codec_type HTTP2 (h2c only)",
+			in: httpWith(func(h *hcmv3.HttpConnectionManager) {
+				h.CodecType = hcmv3.HttpConnectionManager_HTTP2
+			}),
+			want: &config.Listener{
+				Name: "public", Address: "0.0.0.0:21000", PerConnectionBufferLimitBytes: 1 << 20,
+				HTTP: &config.HTTPConnectionManager{
+					StatPrefix: "web", RouteConfigName: "web",
+					StreamIdleTimeout: 5 * time.Minute, GenerateRequestID: true, Codec: config.CodecHTTP2,
+				},
+			},
+		},
+		{
 			// Envoy ignores an unknown filter marked is_optional, and one
 			// marked disabled runs only where a route enables it.
 			name: "optional and disabled http filters are skipped",
@@ -521,8 +534,8 @@ func TestRejects(t *testing.T) {
 		{"hcm upgrade filters", hcm(func(h *hcmv3.HttpConnectionManager) {
 			h.UpgradeConfigs = []*hcmv3.HttpConnectionManager_UpgradeConfig{{UpgradeType: "websocket", Filters: h.HttpFilters}}
 		}), `upgrade_configs[0]: field filters is not supported`},
-		{"hcm codec http2", hcm(func(h *hcmv3.HttpConnectionManager) { h.CodecType = hcmv3.HttpConnectionManager_HTTP2 }),
-			`codec_type: HTTP2 is not supported`},
+		{"hcm codec http3", hcm(func(h *hcmv3.HttpConnectionManager) { h.CodecType = hcmv3.HttpConnectionManager_HTTP3 }),
+			`codec_type: HTTP3 is not supported`},
 		{"filter unknown type", listener(func(l *listenerv3.Listener) {
 			l.FilterChains[0].Filters[0].ConfigType = &listenerv3.Filter_TypedConfig{TypedConfig: &anypb.Any{TypeUrl: "type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC"}}
 		}), `filter_chains[0].filters[0].typed_config: field type_url "type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC" is not supported`},

@@ -85,8 +85,16 @@ func httpConnectionManager(m *hcmv3.HttpConnectionManager) (*config.HTTPConnecti
 	if err := validate(m); err != nil {
 		return nil, err
 	}
-	if m.GetCodecType() != hcmv3.HttpConnectionManager_AUTO {
-		return nil, fmt.Errorf("codec_type: %s is not supported (the sidecar serves HTTP/1.1 and h2c: AUTO)", m.GetCodecType())
+	var codec config.Codec
+	switch m.GetCodecType() {
+	case hcmv3.HttpConnectionManager_AUTO:
+		codec = config.CodecAuto
+	case hcmv3.HttpConnectionManager_HTTP1:
+		codec = config.CodecHTTP1
+	case hcmv3.HttpConnectionManager_HTTP2:
+		codec = config.CodecHTTP2
+	default:
+		return nil, fmt.Errorf("codec_type: %s is not supported (AUTO, HTTP1 or HTTP2; the sidecar has no HTTP/3)", m.GetCodecType())
 	}
 	out := &config.HTTPConnectionManager{
 		StatPrefix:        m.GetStatPrefix(),
@@ -94,6 +102,7 @@ func httpConnectionManager(m *hcmv3.HttpConnectionManager) (*config.HTTPConnecti
 		RequestTimeout:    duration(m.GetRequestTimeout(), 0),
 		UseRemoteAddress:  boolean(m.GetUseRemoteAddress(), false),
 		GenerateRequestID: boolean(m.GetGenerateRequestId(), true),
+		Codec:             codec,
 	}
 	switch {
 	case m.GetRds() != nil:

@@ -80,16 +80,18 @@ type listener struct {
 	tcp  *tcpListener
 }
 
-func (l *listener) kind() string {
-	if l.cfg.TCP != nil {
-		return "tcp"
-	}
-	return "http"
-}
+func (l *listener) kind() string { return kindOf(l.cfg) }
 
+// kindOf is what a running listener cannot change without being replaced:
+// TCP or HTTP, and the HTTP codec its server was started with.
 func kindOf(c *config.Listener) string {
-	if c.TCP != nil {
+	switch {
+	case c.TCP != nil:
 		return "tcp"
+	case c.HTTP != nil && c.HTTP.Codec == config.CodecHTTP1:
+		return "http1"
+	case c.HTTP != nil && c.HTTP.Codec == config.CodecHTTP2:
+		return "http2"
 	}
 	return "http"
 }
