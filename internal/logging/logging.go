@@ -4,6 +4,7 @@ package logging
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -23,6 +24,16 @@ func New(level, format string) (*zap.Logger, error) {
 		return nil, err
 	}
 	return zap.New(core, zap.AddCaller()), nil
+}
+
+// NewWriter is New writing to w instead of stderr, without the caller
+// annotation: for tests and benchmarks of what the binaries log.
+func NewWriter(level, format string, w io.Writer) (*zap.Logger, error) {
+	core, err := newCore(level, format, zapcore.AddSync(w))
+	if err != nil {
+		return nil, err
+	}
+	return zap.New(core), nil
 }
 
 // NewBuffered is New writing through a buffer of size bytes, flushed when
