@@ -61,15 +61,15 @@ func newCore(level, format string, ws zapcore.WriteSyncer) (zapcore.Core, error)
 	encCfg.TimeKey = "time"
 	encCfg.EncodeTime = zapcore.RFC3339NanoTimeEncoder
 	encCfg.EncodeDuration = zapcore.MillisDurationEncoder
-	var enc zapcore.Encoder
 	switch format {
 	case "", "json":
-		enc = zapcore.NewJSONEncoder(encCfg)
+		// LineCore.AppendHead writes these keys, the lowercase level and
+		// RFC 3339 times with nanoseconds as encCfg says.
+		return newLineCore(encCfg, ws, lvl), nil
 	case "console":
 		encCfg.EncodeLevel = zapcore.CapitalColorLevelEncoder
-		enc = zapcore.NewConsoleEncoder(encCfg)
+		return zapcore.NewCore(zapcore.NewConsoleEncoder(encCfg), ws, lvl), nil
 	default:
 		return nil, fmt.Errorf("log format %q: want json or console", format)
 	}
-	return zapcore.NewCore(enc, ws, lvl), nil
 }
