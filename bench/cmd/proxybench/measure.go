@@ -157,7 +157,7 @@ type manyResult struct {
 	FileMiB      float64 `json:"rss_file_mib"`
 	AnonServeMiB float64 `json:"rss_anon_after_requests_mib"`
 	FileServeMiB float64 `json:"rss_file_after_requests_mib"`
-	Error       string  `json:"error,omitempty"`
+	Error        string  `json:"error,omitempty"`
 }
 
 // measureMany starts a sidecar whose snapshot has s.Many routes and
