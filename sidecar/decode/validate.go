@@ -3,9 +3,11 @@ package decode
 import (
 	"bytes"
 	"cmp"
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -31,40 +33,34 @@ import (
 // test walks every message the decoder accepts to prove no other rule is
 // in use.
 func validate(m proto.Message) error {
-	root := &vpath{name: string(m.ProtoReflect().Descriptor().Name()), index: -1}
-	if err := validateMessage(m.ProtoReflect(), root); err != nil {
-		return fmt.Errorf("invalid: %w", err)
+	if err := validateMessage(m.ProtoReflect()); err != nil {
+		return fmt.Errorf("invalid: %s.%w", m.ProtoReflect().Descriptor().Name(), err)
 	}
 	return nil
 }
 
-// vpath is where a value is, formatted only for an error:
-// RouteConfiguration.VirtualHosts[0].Routes[2].Match.
-type vpath struct {
-	parent *vpath
-	name   string // a field (Go name) or, at the root, the message
-	index  int    // list index, or -1
-	key    any    // map key, or nil
+// ruleError is a broken rule and where, e.g.
+// VirtualHosts[0].Routes[2].Match.Prefix: the path is built while the
+// error returns, so a valid message costs no allocation for it.
+type ruleError struct {
+	path   string
+	reason error
 }
 
-func (p *vpath) String() string {
-	var b strings.Builder
-	p.write(&b)
-	return b.String()
-}
+func (e *ruleError) Error() string { return e.path + ": " + e.reason.Error() }
+func (e *ruleError) Unwrap() error { return e.reason }
 
-func (p *vpath) write(b *strings.Builder) {
-	if p.parent != nil {
-		p.parent.write(b)
-		b.WriteByte('.')
+// at puts err (from the value at name, or within it) under name.
+func at(name string, err error) error {
+	if re, ok := err.(*ruleError); ok {
+		if strings.HasPrefix(re.path, "[") {
+			re.path = name + re.path
+		} else {
+			re.path = name + "." + re.path
+		}
+		return re
 	}
-	b.WriteString(p.name)
-	switch {
-	case p.key != nil:
-		fmt.Fprintf(b, "[%v]", p.key)
-	case p.index >= 0:
-		fmt.Fprintf(b, "[%d]", p.index)
-	}
+	return &ruleError{path: name, reason: err}
 }
 
 // plan is a message's rules, compiled once per message type.
@@ -165,74 +161,91 @@ func goName(n protoreflect.Name) string {
 	return b.String()
 }
 
-func validateMessage(m protoreflect.Message, path *vpath) error {
+func validateMessage(m protoreflect.Message) error {
 	p := planFor(m.Descriptor())
 	if p.disabled {
 		return nil
 	}
 	for _, od := range p.oneofs {
 		if m.WhichOneof(od) == nil {
-			return fmt.Errorf("%s: value is required", &vpath{parent: path, name: goName(od.Name()), index: -1})
+			return &ruleError{path: goName(od.Name()), reason: errRequired}
 		}
 	}
 	for i := range p.fields {
 		f := &p.fields[i]
-		if err := f.check(m, &vpath{parent: path, name: f.name, index: -1}); err != nil {
-			return err
+		if err := f.check(m); err != nil {
+			return at(f.name, err)
 		}
 	}
 	return nil
 }
 
-func (f *fieldPlan) check(m protoreflect.Message, path *vpath) error {
+// check returns the broken rule of the field, or of a value in it (a
+// ruleError with the path from the field's value on, e.g. "[2].Name").
+func (f *fieldPlan) check(m protoreflect.Message) error {
 	fd, r := f.fd, f.rules
 	switch {
 	case fd.IsList():
+		if !m.Has(fd) { // empty (Get would allocate a view of it)
+			if rr := r.GetRepeated(); rr != nil && !rr.GetIgnoreEmpty() {
+				return checkCount(0, rr.MinItems, rr.MaxItems, "item(s)")
+			}
+			return nil
+		}
 		l := m.Get(fd).List()
 		if rr := r.GetRepeated(); rr != nil && !(rr.GetIgnoreEmpty() && l.Len() == 0) {
 			if err := checkCount(l.Len(), rr.MinItems, rr.MaxItems, "item(s)"); err != nil {
-				return fmt.Errorf("%s: %w", path, err)
+				return err
 			}
 			if rr.GetUnique() && !uniqueList(l) {
-				return fmt.Errorf("%s: repeated value must contain unique items", path)
+				return errors.New("repeated value must contain unique items")
 			}
 		}
 		for i := range l.Len() {
-			p := &vpath{parent: path.parent, name: path.name, index: i}
 			if f.items != nil {
-				if err := checkValue(fd, l.Get(i), f.items.rules, f.items.re, p); err != nil {
-					return err
+				if err := checkValue(fd, l.Get(i), f.items.rules, f.items.re); err != nil {
+					return &ruleError{path: "[" + strconv.Itoa(i) + "]", reason: err}
 				}
 			}
 			if fd.Message() != nil && !f.items.skip() {
-				if err := validateMessage(l.Get(i).Message(), p); err != nil {
-					return err
+				if err := validateMessage(l.Get(i).Message()); err != nil {
+					return at("["+strconv.Itoa(i)+"]", err)
 				}
 			}
 		}
 		return nil
 	case fd.IsMap():
+		if !m.Has(fd) {
+			if mr := r.GetMap(); mr != nil && !mr.GetIgnoreEmpty() {
+				return checkCount(0, mr.MinPairs, mr.MaxPairs, "pair(s)")
+			}
+			return nil
+		}
 		mp := m.Get(fd).Map()
 		if mr := r.GetMap(); mr != nil && !(mr.GetIgnoreEmpty() && mp.Len() == 0) {
 			if err := checkCount(mp.Len(), mr.MinPairs, mr.MaxPairs, "pair(s)"); err != nil {
-				return fmt.Errorf("%s: %w", path, err)
+				return err
 			}
 		}
 		var err error
 		mp.Range(func(k protoreflect.MapKey, v protoreflect.Value) bool {
-			p := &vpath{parent: path.parent, name: path.name, index: -1, key: k.Interface()}
+			p := fmt.Sprintf("[%v]", k.Interface())
 			if f.keys != nil {
-				if err = checkValue(fd.MapKey(), k.Value(), f.keys.rules, f.keys.re, p); err != nil {
+				if err = checkValue(fd.MapKey(), k.Value(), f.keys.rules, f.keys.re); err != nil {
+					err = &ruleError{path: p, reason: err}
 					return false
 				}
 			}
 			if f.values != nil {
-				if err = checkValue(fd.MapValue(), v, f.values.rules, f.values.re, p); err != nil {
+				if err = checkValue(fd.MapValue(), v, f.values.rules, f.values.re); err != nil {
+					err = &ruleError{path: p, reason: err}
 					return false
 				}
 			}
 			if fd.MapValue().Message() != nil && !f.values.skip() {
-				err = validateMessage(v.Message(), p)
+				if err = validateMessage(v.Message()); err != nil {
+					err = at(p, err)
+				}
 			}
 			return err == nil
 		})
@@ -243,29 +256,31 @@ func (f *fieldPlan) check(m protoreflect.Message, path *vpath) error {
 				return nil // another case of the oneof (or none) is set
 			}
 			if r.GetMessage().GetRequired() || r.GetDuration().GetRequired() || r.GetTimestamp().GetRequired() || r.GetAny().GetRequired() {
-				return fmt.Errorf("%s: value is required", path)
+				return errRequired
 			}
 			return nil
 		}
 		if r != nil {
-			if err := checkValue(fd, m.Get(fd), r, f.re, path); err != nil {
+			if err := checkValue(fd, m.Get(fd), r, f.re); err != nil {
 				return err
 			}
 		}
 		if r.GetMessage().GetSkip() {
 			return nil
 		}
-		return validateMessage(m.Get(fd).Message(), path)
+		return validateMessage(m.Get(fd).Message())
 	}
 	// A scalar: a oneof case or an explicitly present field is checked only
 	// when set (as the generated code does); a plain proto3 scalar always.
 	if fd.HasPresence() && !m.Has(fd) {
 		return nil
 	}
-	return checkValue(fd, m.Get(fd), r, f.re, path)
+	return checkValue(fd, m.Get(fd), r, f.re)
 }
 
 func (e *elemPlan) skip() bool { return e != nil && e.rules.GetMessage().GetSkip() }
+
+var errRequired = errors.New("value is required")
 
 func checkCount(n int, lo, hi *uint64, what string) error {
 	switch {
@@ -295,7 +310,7 @@ func uniqueList(l protoreflect.List) bool {
 // checkValue applies r to one value of fd's kind (a field, a list item, a
 // map key or value). Wrapper messages (google.protobuf.UInt32Value, ...)
 // take their scalar's rules.
-func checkValue(fd protoreflect.FieldDescriptor, v protoreflect.Value, r *pgv.FieldRules, re *regexp.Regexp, path *vpath) error {
+func checkValue(fd protoreflect.FieldDescriptor, v protoreflect.Value, r *pgv.FieldRules, re *regexp.Regexp) error {
 	var err error
 	switch t := r.GetType().(type) {
 	case nil:
@@ -320,10 +335,7 @@ func checkValue(fd protoreflect.FieldDescriptor, v protoreflect.Value, r *pgv.Fi
 		}
 		err = checkScalar(fd, v, r, re)
 	}
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	return nil
+	return err
 }
 
 func checkScalar(fd protoreflect.FieldDescriptor, v protoreflect.Value, r *pgv.FieldRules, re *regexp.Regexp) error {
