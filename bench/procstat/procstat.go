@@ -107,5 +107,50 @@ func RSS(pids ...int) (int64, error) {
 	return sum, nil
 }
 
+// Mem is a resident set split as the kernel counts it (/proc/PID/status),
+// in bytes: Anon is the process's own memory (heap, stacks), File the
+// pages of mapped files (mostly the binary's text and read-only data,
+// shared with other processes of the same binary).
+type Mem struct {
+	RSS, Anon, File int64
+}
+
+// Memory is the resident set of pids, summed.
+func Memory(pids ...int) (Mem, error) {
+	var m Mem
+	for _, p := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p))
+		if err != nil {
+			return Mem{}, err
+		}
+		for line := range strings.Lines(string(b)) {
+			k, v, ok := strings.Cut(line, ":")
+			if !ok {
+				continue
+			}
+			var dst *int64
+			switch k {
+			case "VmRSS":
+				dst = &m.RSS
+			case "RssAnon":
+				dst = &m.Anon
+			case "RssFile":
+				dst = &m.File
+			default:
+				continue
+			}
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				return Mem{}, fmt.Errorf("/proc/%d/status %s: %w", p, k, err)
+			}
+			*dst += kb << 10
+		}
+	}
+	return m, nil
+}
+
+// TreeMemory is Memory over pid's tree.
+func TreeMemory(pid int) (Mem, error) { return Memory(Tree(pid)...) }
+
 // TreeRSS is RSS over pid's tree.
 func TreeRSS(pid int) (int64, error) { return RSS(Tree(pid)...) }

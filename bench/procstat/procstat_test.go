@@ -36,6 +36,15 @@ func TestSelf(t *testing.T) {
 	if rss < 1<<20 || rss > 4<<30 {
 		t.Errorf("RSS = %d bytes, want between 1 MiB and 4 GiB", rss)
 	}
+	m, err := TreeMemory(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Anon and file-backed add up to the RSS (plus shared memory, none
+	// here), each non-zero: a test binary has a heap and mapped text.
+	if m.Anon <= 0 || m.File <= 0 || m.Anon+m.File > m.RSS || m.Anon+m.File < m.RSS-(1<<20) {
+		t.Errorf("Memory = %+v, want anon + file = RSS, both > 0", m)
+	}
 	if got := Tree(pid); len(got) == 0 || got[0] != pid {
 		t.Errorf("Tree(%d) = %v, want it to start with the pid", pid, got)
 	}

@@ -4,6 +4,7 @@ package logging
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -23,6 +24,16 @@ func New(level, format string) (*zap.Logger, error) {
 		return nil, err
 	}
 	return zap.New(core, zap.AddCaller()), nil
+}
+
+// NewWriter is New writing to w instead of stderr, without the caller
+// annotation: for tests and benchmarks of what the binaries log.
+func NewWriter(level, format string, w io.Writer) (*zap.Logger, error) {
+	core, err := newCore(level, format, zapcore.AddSync(w))
+	if err != nil {
+		return nil, err
+	}
+	return zap.New(core), nil
 }
 
 // NewBuffered is New writing through a buffer of size bytes, flushed when
@@ -50,15 +61,15 @@ func newCore(level, format string, ws zapcore.WriteSyncer) (zapcore.Core, error)
 	encCfg.TimeKey = "time"
 	encCfg.EncodeTime = zapcore.RFC3339NanoTimeEncoder
 	encCfg.EncodeDuration = zapcore.MillisDurationEncoder
-	var enc zapcore.Encoder
 	switch format {
 	case "", "json":
-		enc = zapcore.NewJSONEncoder(encCfg)
+		// LineCore.AppendHead writes these keys, the lowercase level and
+		// RFC 3339 times with nanoseconds as encCfg says.
+		return newLineCore(encCfg, ws, lvl), nil
 	case "console":
 		encCfg.EncodeLevel = zapcore.CapitalColorLevelEncoder
-		enc = zapcore.NewConsoleEncoder(encCfg)
+		return zapcore.NewCore(zapcore.NewConsoleEncoder(encCfg), ws, lvl), nil
 	default:
 		return nil, fmt.Errorf("log format %q: want json or console", format)
 	}
-	return zapcore.NewCore(enc, ws, lvl), nil
 }

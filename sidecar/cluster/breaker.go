@@ -126,6 +126,11 @@ func (st *state) acquireConn(ctx context.Context, wait time.Duration, canWait bo
 	defer timer.Stop()
 	for {
 		freed := st.freed.Load()
+		if freed == nil {
+			ch := make(chan struct{})
+			st.freed.CompareAndSwap(nil, &ch)
+			freed = st.freed.Load()
+		}
 		if st.conns.Add(1) <= maxConns {
 			return nil
 		}
@@ -146,7 +151,9 @@ func (st *state) releaseConn() {
 	st.conns.Add(-1)
 	if st.dialWaiters.Load() > 0 {
 		next := make(chan struct{})
-		close(*st.freed.Swap(&next))
+		if old := st.freed.Swap(&next); old != nil {
+			close(*old)
+		}
 	}
 }
 

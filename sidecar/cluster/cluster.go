@@ -41,7 +41,9 @@ type state struct {
 	dialWaiters atomic.Int64
 	retries     atomic.Int64 // retries in flight (max_retries, retry_budget)
 	conns       atomic.Int64 // open connections to all hosts (max_connections)
-	freed       atomic.Pointer[chan struct{}]
+	// freed is closed when a connection slot frees and dials wait; made
+	// by the first waiting dial (most clusters never have one).
+	freed atomic.Pointer[chan struct{}]
 	// overflow counts refusals by breaker.
 	overflow [4]atomic.Uint64
 	// ejections counts enforced ejections by reason.
@@ -49,18 +51,54 @@ type state struct {
 
 	// mu serializes rebuilding the balancer (config updates and the
 	// detector's goroutine); the data path never takes it.
-	mu       sync.Mutex
-	hosts    map[string]*Host
+	mu sync.Mutex
+	// hosts are the distinct hosts of the newest Cluster, in endpoint
+	// order (a slice: most clusters have a handful of endpoints, and a
+	// map per cluster costs more than its endpoints with 10,000 of them).
+	hosts    []*Host
 	current  *Cluster // the newest Cluster of this state
 	detector *outlier.Detector
 	stop     context.CancelFunc
 }
 
 func newState(name string) *state {
-	st := &state{name: name, hosts: map[string]*Host{}}
-	ch := make(chan struct{})
-	st.freed.Store(&ch)
-	return st
+	return &state{name: name}
+}
+
+// hostSet finds hosts by address: a linear search over a few, a map over
+// many.
+type hostSet struct {
+	list   []*Host
+	byAddr map[string]*Host
+}
+
+const hostScan = 16 // up to this many hosts, a linear search
+
+func newHostSet(capacity int) hostSet {
+	hs := hostSet{list: make([]*Host, 0, capacity)}
+	if capacity > hostScan {
+		hs.byAddr = make(map[string]*Host, capacity)
+	}
+	return hs
+}
+
+func (hs *hostSet) add(h *Host) {
+	hs.list = append(hs.list, h)
+	if hs.byAddr != nil {
+		hs.byAddr[h.Address] = h
+	}
+}
+
+func (hs *hostSet) find(addr string) *Host {
+	if hs.byAddr != nil {
+		return hs.byAddr[addr]
+	}
+	for _, h := range hs.list {
+		if h.Address == addr {
+			return h
+		}
+	}
+	return nil
 }
 
 // Name is the cluster name.
@@ -177,22 +215,28 @@ func (s *Set) build(cfg *config.Cluster, prev *Cluster) *Cluster {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.cb.Store(&cfg.CircuitBreakers)
-	c := &Cluster{cfg: cfg, state: st}
-	hosts := map[string]*Host{}
+	c := &Cluster{cfg: cfg, state: st, hosts: make([]*Host, 0, len(cfg.Endpoints))}
+	old := newHostSet(len(st.hosts))
+	for _, h := range st.hosts {
+		old.add(h)
+	}
+	hosts := newHostSet(len(cfg.Endpoints))
 	var unique []*outlier.Host
 	for _, ep := range cfg.Endpoints {
-		h := hosts[ep.Address]
+		h := hosts.find(ep.Address)
 		if h == nil {
-			h = st.hosts[ep.Address]
+			h = old.find(ep.Address)
 			if h == nil || h.protocol != cfg.Protocol || h.timeout != connectTimeout(cfg) || h.dialNetwork != cfg.DialNetwork {
 				h = newHost(ep.Address, cfg, st)
 			}
-			hosts[ep.Address] = h
-			unique = append(unique, &h.od)
+			hosts.add(h)
+			if cfg.OutlierDetection != nil {
+				unique = append(unique, &h.od)
+			}
 		}
 		c.hosts = append(c.hosts, h)
 	}
-	st.hosts = hosts
+	st.hosts = hosts.list
 	switch {
 	case cfg.OutlierDetection != nil && st.detector == nil:
 		s.startDetector(st, cfg.OutlierDetection)

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -634,4 +635,47 @@ func TestPriorityLoad(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestSetKeepsHostsByAddress: across updates a host is found by address
+// (linear search in small clusters, a map in large ones), and endpoints
+// sharing an address share one host.
+func TestSetKeepsHostsByAddress(t *testing.T) {
+	for _, n := range []int{3, hostScan + 5} {
+		t.Run(strconv.Itoa(n), func(t *testing.T) {
+			s := NewSet(zap.NewNop())
+			defer s.Close()
+			eps := func(order func(i int) int) []config.Endpoint {
+				var out []config.Endpoint
+				for i := range n {
+					out = append(out, config.Endpoint{Address: fmt.Sprintf("10.0.0.%d:80", order(i)), Weight: 1})
+				}
+				// The first address twice.
+				return append(out, config.Endpoint{Address: out[0].Address, Weight: 1})
+			}
+			c1 := s.Update(map[string]*config.Cluster{"c": {Name: "c", Endpoints: eps(func(i int) int { return i })}})["c"]
+			if c1.hosts[0] != c1.hosts[n] {
+				t.Error("two endpoints with one address have two hosts")
+			}
+			if len(c1.state.hosts) != n {
+				t.Errorf("%d distinct hosts, want %d", len(c1.state.hosts), n)
+			}
+			byAddr := map[string]*Host{}
+			for _, h := range c1.hosts {
+				byAddr[h.Address] = h
+			}
+			// Reversed, plus a weight change: rebuilt, every host kept.
+			cfg2 := &config.Cluster{Name: "c", Endpoints: eps(func(i int) int { return n - 1 - i })}
+			cfg2.Endpoints[1].Weight = 2
+			c2 := s.Update(map[string]*config.Cluster{"c": cfg2})["c"]
+			if c2 == c1 {
+				t.Fatal("changed cluster not rebuilt")
+			}
+			for _, h := range c2.hosts {
+				if byAddr[h.Address] != h {
+					t.Errorf("host %s was not carried over", h.Address)
+				}
+			}
+		})
+	}
 }

@@ -262,8 +262,7 @@ func (p *h1Pool) dial(ctx context.Context) (*h1Conn, error) {
 		return nil, err
 	}
 	c := &h1Conn{p: p, nc: nc, hdr: make(http.Header, 8), wdone: make(chan error, 1)}
-	c.br = bufio.NewReaderSize(nc, 4<<10)
-	c.bw = bufio.NewWriterSize(nc, 4<<10)
+	c.takeBufs()
 	c.abortFn = c.abort
 	c.body.c = c
 	if cc, ok := nc.(*countedConn); ok {
@@ -291,6 +290,7 @@ func (p *h1Pool) popIdle() *h1Conn {
 		p.mu.Unlock()
 		idle := now.Sub(c.idleAt)
 		if idle < checkIdleAfter || idle < idleConnTimeout && c.alive() {
+			c.takeBufs()
 			return c
 		}
 		c.nc.Close()
@@ -314,6 +314,7 @@ func (p *h1Pool) put(c *h1Conn) {
 		return
 	}
 	c.idleAt = time.Now()
+	c.giveBufs()
 	p.idle = append(p.idle, c)
 	if p.sweep == nil {
 		p.sweep = time.AfterFunc(idleConnTimeout, p.expire)
@@ -392,6 +393,41 @@ type h1Conn struct {
 	long  []byte
 }
 
+// An idle connection holds no buffers (issue 8: a sidecar with 10,000
+// clusters keeps one idle connection per upstream it used, 8 KiB each):
+// giveBufs returns them to pools as the connection joins the idle list,
+// takeBufs gets them back when it is taken.
+var (
+	readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
+	writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
+)
+
+func (c *h1Conn) takeBufs() {
+	if c.br == nil {
+		c.br = readers.Get().(*bufio.Reader)
+		c.br.Reset(c.nc)
+	}
+	if c.bw == nil {
+		c.bw = writers.Get().(*bufio.Writer)
+		c.bw.Reset(c.nc)
+	}
+}
+
+// giveBufs pools the buffers unless they hold bytes (a reader with
+// unsolicited bytes keeps them: alive reports the connection dead).
+func (c *h1Conn) giveBufs() {
+	if c.br != nil && c.br.Buffered() == 0 {
+		c.br.Reset(nil)
+		readers.Put(c.br)
+		c.br = nil
+	}
+	if c.bw != nil && c.bw.Buffered() == 0 {
+		c.bw.Reset(nil)
+		writers.Put(c.bw)
+		c.bw = nil
+	}
+}
+
 // span locates one header field in head.
 type span struct{ k0, k1, v0, v1 int32 }
 
@@ -420,7 +456,7 @@ var aLongTimeAgo = time.Unix(1, 0)
 // alive peeks at an idle connection without blocking: false when the
 // upstream closed it (or sent something unasked).
 func (c *h1Conn) alive() bool {
-	if c.br.Buffered() > 0 {
+	if c.br != nil && c.br.Buffered() > 0 {
 		return false
 	}
 	if c.raw == nil {

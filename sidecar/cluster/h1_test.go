@@ -425,3 +425,46 @@ func TestHTTP1ContextEnds(t *testing.T) {
 		t.Errorf("%d connections open after the abort", n)
 	}
 }
+
+// TestHTTP1IdleHoldsNoBuffers: an idle pooled connection gives its read
+// and write buffers back (issue 8: thousands of clusters, one idle
+// connection each) and gets them again when reused; a response with
+// bytes after it is not pooled (its reader is kept, the connection
+// closed).
+func TestHTTP1IdleHoldsNoBuffers(t *testing.T) {
+	up := newScripted(t, func(n int, _ *http.Request, _ string) (string, bool) {
+		if n == 3 {
+			return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\n", false
+		}
+		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
+	})
+	h := h1Host(t, up.addr)
+	idle := func() []*h1Conn {
+		p := h.pool()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return append([]*h1Conn(nil), p.idle...)
+	}
+	for i := range 2 {
+		if _, body, err := send(t, h, &HTTP1Request{Path: "/"}); err != nil || body != "ok" {
+			t.Fatalf("request %d: %q, %v", i, body, err)
+		}
+		conns := idle()
+		if len(conns) != 1 {
+			t.Fatalf("after request %d: %d idle connections, want 1", i, len(conns))
+		}
+		if c := conns[0]; c.br != nil || c.bw != nil {
+			t.Errorf("after request %d: the idle connection holds its buffers (reader %p, writer %p)", i, c.br, c.bw)
+		}
+	}
+	if n := up.accepted.Load(); n != 1 {
+		t.Errorf("%d connections, want 1 (reused with buffers taken again)", n)
+	}
+	// Unsolicited bytes after the third response: not pooled.
+	if _, body, err := send(t, h, &HTTP1Request{Path: "/"}); err != nil || body != "ok" {
+		t.Fatalf("request 3: %q, %v", body, err)
+	}
+	if conns := idle(); len(conns) != 0 {
+		t.Errorf("%d idle connections after a response followed by stray bytes, want 0", len(conns))
+	}
+}

@@ -14,18 +14,6 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
-// validator is implemented by every generated Envoy message
-// (protoc-gen-validate).
-type validator interface{ Validate() error }
-
-// validate runs the message's protoc-gen-validate rules.
-func validate(m validator) error {
-	if err := m.Validate(); err != nil {
-		return fmt.Errorf("invalid: %w", err)
-	}
-	return nil
-}
-
 // duration returns d, or def when d is unset. A set zero stays zero (Envoy:
 // 0 disables the timeout).
 func duration(d *durationpb.Duration, def time.Duration) time.Duration {

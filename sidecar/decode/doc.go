@@ -7,7 +7,9 @@
 // field outside it, an Any of a type we do not implement, or unknown wire
 // fields make the whole resource fail with an error naming the field path,
 // so the xDS client can NACK it instead of silently ignoring it. Then the
-// protoc-gen-validate rules are checked, then the typed conversion runs.
+// protoc-gen-validate rules are checked (validate.go reads them from the
+// descriptors rather than calling the generated Validate methods, issue 8),
+// then the typed conversion runs.
 //
 // Errors start with the resource kind and name, e.g.
 //

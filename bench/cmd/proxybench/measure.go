@@ -50,6 +50,16 @@ func procsCPU(ps []*child) (time.Duration, error) {
 	return sum, nil
 }
 
+// procsMem is procsRSS split into anonymous and file-backed memory.
+func procsMem(ps []*child) procstat.Mem {
+	var sum procstat.Mem
+	for _, p := range ps {
+		m, _ := procstat.TreeMemory(p.pid())
+		sum.RSS, sum.Anon, sum.File = sum.RSS+m.RSS, sum.Anon+m.Anon, sum.File+m.File
+	}
+	return sum
+}
+
 func procsRSS(ps []*child) int64 {
 	var sum int64
 	for _, p := range ps {
@@ -157,7 +167,12 @@ type manyResult struct {
 	ReadyMS     float64 `json:"ready_ms"`
 	RSSMiB      float64 `json:"rss_mib"`
 	RSSServeMiB float64 `json:"rss_after_requests_mib"`
-	Error       string  `json:"error,omitempty"`
+	// Anonymous and file-backed parts of the two.
+	AnonMiB      float64 `json:"rss_anon_mib"`
+	FileMiB      float64 `json:"rss_file_mib"`
+	AnonServeMiB float64 `json:"rss_anon_after_requests_mib"`
+	FileServeMiB float64 `json:"rss_file_after_requests_mib"`
+	Error        string  `json:"error,omitempty"`
 }
 
 // measureMany starts a sidecar whose snapshot has s.Many routes and
@@ -179,13 +194,15 @@ func (e *env) measureMany(ctx context.Context) (manyResult, error) {
 	r.ReadyMS = float64(time.Since(t0).Milliseconds())
 	// Let the post-config garbage be collected (GC is paced, not forced).
 	time.Sleep(2 * time.Second)
-	r.RSSMiB = mib(procsRSS([]*child{c}))
+	m := procsMem([]*child{c})
+	r.RSSMiB, r.AnonMiB, r.FileMiB = mib(m.RSS), mib(m.Anon), mib(m.File)
 	for i := range 500 {
 		host := fmt.Sprintf("svc-%05d", i*(e.s.Many/500))
 		if err := waitHTTP(ctx, c, e.targets["many"].url, host, 5*time.Second); err != nil {
 			return r, err
 		}
 	}
-	r.RSSServeMiB = mib(procsRSS([]*child{c}))
+	m = procsMem([]*child{c})
+	r.RSSServeMiB, r.AnonServeMiB, r.FileServeMiB = mib(m.RSS), mib(m.Anon), mib(m.File)
 	return r, nil
 }

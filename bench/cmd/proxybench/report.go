@@ -27,6 +27,9 @@ type summary struct {
 	GRPC       bool    `json:"grpc,omitempty"`
 	Median     round   `json:"median"`
 	RSSIdleMiB float64 `json:"rss_idle_mib"`
+	// Its anonymous and file-backed parts.
+	RSSIdleAnonMiB float64 `json:"rss_idle_anon_mib"`
+	RSSIdleFileMiB float64 `json:"rss_idle_file_mib"`
 	// Added latency over direct (grpc-direct for gRPC), median of the
 	// per-round differences.
 	AddedP50US float64 `json:"added_p50_us"`
@@ -158,11 +161,21 @@ func printTables(w io.Writer, res *result) {
 			pct(m.CoreBusy, t.Name), m.P50US, m.P90US, m.P99US, signed(t.Name, t.AddedP50US, grpcBase), signed(t.Name, t.AddedP99US, grpcBase))
 	}
 	tw.Flush()
+	var split []string
+	for _, t := range res.Targets {
+		if t.RSSIdleAnonMiB+t.RSSIdleFileMiB > 0 {
+			split = append(split, fmt.Sprintf("%s %.1f + %.1f", t.Name, t.RSSIdleAnonMiB, t.RSSIdleFileMiB))
+		}
+	}
+	if len(split) > 0 {
+		fmt.Fprintf(w, "\nRSS idle, anonymous + file-backed MiB: %s\n", strings.Join(split, ", "))
+	}
 	if res.Many != nil && res.Many.Error != "" {
 		fmt.Fprintf(w, "\nsidecar with %d routes and clusters: %s\n", res.Many.Routes, res.Many.Error)
 	} else if res.Many != nil {
-		fmt.Fprintf(w, "\nsidecar with %d routes and %d clusters: ready in %.0f ms, RSS %.1f MiB (%.1f MiB after 500 requests over 500 hosts)\n",
-			res.Many.Routes, res.Many.Clusters, res.Many.ReadyMS, res.Many.RSSMiB, res.Many.RSSServeMiB)
+		m := res.Many
+		fmt.Fprintf(w, "\nsidecar with %d routes and %d clusters: ready in %.0f ms, RSS %.1f MiB = %.1f anonymous + %.1f file-backed (%.1f = %.1f + %.1f MiB after 500 requests over 500 hosts)\n",
+			m.Routes, m.Clusters, m.ReadyMS, m.RSSMiB, m.AnonMiB, m.FileMiB, m.RSSServeMiB, m.AnonServeMiB, m.FileServeMiB)
 	}
 }
 

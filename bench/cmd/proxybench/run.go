@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"strings"
 	"time"
+
+	"github.com/seed-a778acb4/consulate/bench/procstat"
 )
 
 func run(ctx context.Context, s settings) error {
@@ -41,9 +43,9 @@ func run(ctx context.Context, s settings) error {
 	if err != nil {
 		return fmt.Errorf("set-up: %w (configs and logs in %s; -log-dir keeps them)", err, dir)
 	}
-	idle := map[string]float64{}
+	idle := map[string]procstat.Mem{}
 	for _, n := range s.Targets {
-		idle[n] = mib(procsRSS(e.targets[n].procs))
+		idle[n] = procsMem(e.targets[n].procs)
 	}
 	// Warm-up: a short load on each target, not recorded.
 	warm := s
@@ -68,7 +70,9 @@ func run(ctx context.Context, s settings) error {
 		}
 	}
 	for _, n := range s.Targets {
-		res.Targets = append(res.Targets, summarize(n, e.targets[n].grpc, rounds, idle[n]))
+		t := summarize(n, e.targets[n].grpc, rounds, mib(idle[n].RSS))
+		t.RSSIdleAnonMiB, t.RSSIdleFileMiB = mib(idle[n].Anon), mib(idle[n].File)
+		res.Targets = append(res.Targets, t)
 	}
 	if s.Many > 0 {
 		fmt.Fprintf(os.Stderr, "sidecar with %d routes and clusters\n", s.Many)
