@@ -39,9 +39,11 @@
 // the proxy the translation reads, and reuses them for other proxies and
 // later models while every model value they were made from (by pointer:
 // the services their chains reach, those services' config entries and
-// sidecar registrations, the globals) is unchanged. Its results equal
-// ForSidecar's, versions included. It is safe for concurrent use (one
-// mutex around its maps, never held while translating).
+// sidecar registrations, the globals) is unchanged; listeners and
+// local_app clusters, functions of a few settings, it keeps by those
+// settings across models. Its results equal ForSidecar's, versions
+// included. It is safe for concurrent use (one mutex around its maps,
+// never held while translating).
 //
 // # Sidecar resources (ForSidecar)
 //

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
@@ -15,12 +16,15 @@ import (
 
 // SidecarCache is ForSidecar with a memory: it keeps each upstream's
 // translated resources (listener, route configuration, clusters and load
-// assignments, with their content versions, validated) and each proxy's
-// public listener and local_app cluster, and reuses them for every proxy
-// that has the same upstream and for the next model, as long as what the
-// translation read is the same. A change to one service re-translates the
-// upstreams that reach it once, not once per proxy, and a proxy rebuilt
-// because one of its upstreams changed re-translates only that one.
+// assignments, with their content versions, validated) and reuses them for
+// every proxy that has the same upstream and for the next model, as long
+// as what the translation read is the same. A change to one service
+// re-translates the upstreams that reach it once, not once per proxy, and
+// a proxy rebuilt because one of its upstreams changed re-translates only
+// that one. Listeners and local_app clusters, which are functions of a
+// few settings (address, port, protocol, timeouts), are kept by those
+// settings, whatever the model: proxies with the same ones share them, and
+// a global change (proxy-defaults) does not make them again.
 //
 // What a translation read (see deps.go in control-plane/server for the
 // same rules): the global parts of the model (datacenter, proxy-defaults,
@@ -51,7 +55,10 @@ type SidecarCache struct {
 	// evictAfter models is dropped.
 	epoch     uint64
 	upstreams map[upstreamKey]*upstreamEntry
-	public    map[string]*publicEntry
+	// pure are resources that are functions of their key alone (listeners,
+	// local_app clusters): valid whatever the model, kept across global
+	// changes, so a proxy-defaults write does not make them again.
+	pure map[pureKey]*pureEntry
 
 	hits, misses atomic.Int64
 }
@@ -213,10 +220,30 @@ type cachedTarget struct {
 	cluster, cla cachedItem
 }
 
-type publicEntry struct {
-	entryCommon
-	proxy *mesh.Proxy
-	items []cachedItem
+// pureKey names a resource made by a pure function of the key's fields:
+// the public listener (publicListener), the local_app cluster
+// (localAppCluster) or an upstream listener (upstreamListener).
+type pureKey struct {
+	kind       pureKind
+	upstream   upstreamListenerArgs // upstream listener
+	host       string               // public listener, local_app
+	port       int
+	proto      Protocol
+	timeout    time.Duration // public: request timeout; local_app: connect timeout
+	hasTimeout bool          // public: a request timeout is set
+}
+
+type pureKind uint8
+
+const (
+	purePublicListener pureKind = iota + 1
+	pureLocalApp
+	pureUpstreamListener
+)
+
+type pureEntry struct {
+	item     cachedItem
+	lastUsed atomic.Uint64
 }
 
 // begin brings the cache to snap's globals and returns the generation
@@ -226,7 +253,7 @@ func (c *SidecarCache) begin(snap *mesh.Snapshot) (gen, epoch uint64) {
 	defer c.mu.Unlock()
 	if c.globals != snap {
 		if c.globals == nil || !SameGlobals(c.globals, snap) {
-			c.upstreams, c.public = nil, nil
+			c.upstreams = nil
 			c.gen++
 		}
 		c.globals = snap
@@ -236,7 +263,10 @@ func (c *SidecarCache) begin(snap *mesh.Snapshot) (gen, epoch uint64) {
 		}
 	}
 	if c.upstreams == nil {
-		c.upstreams, c.public = map[upstreamKey]*upstreamEntry{}, map[string]*publicEntry{}
+		c.upstreams = map[upstreamKey]*upstreamEntry{}
+	}
+	if c.pure == nil {
+		c.pure = map[pureKey]*pureEntry{}
 	}
 	return c.gen, c.epoch
 }
@@ -248,22 +278,23 @@ func (c *SidecarCache) evict() {
 			delete(c.upstreams, k)
 		}
 	}
-	for k, e := range c.public {
+	for k, e := range c.pure {
 		if c.epoch-e.lastUsed.Load() >= evictAfter {
-			delete(c.public, k)
+			delete(c.pure, k)
 		}
 	}
 }
 
-// Len is how many upstream and public entries the cache holds.
-func (c *SidecarCache) Len() (upstreams, public int) {
+// Len is how many upstream entries and listeners and local_app clusters
+// the cache holds.
+func (c *SidecarCache) Len() (upstreams, pure int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.upstreams), len(c.public)
+	return len(c.upstreams), len(c.pure)
 }
 
-// Stats are how many upstream and public translations were reused (hits)
-// and made (misses) since the cache was made.
+// Stats are how many upstream translations, listeners and local_app
+// clusters were reused (hits) and made (misses) since the cache was made.
 func (c *SidecarCache) Stats() (hits, misses int64) {
 	return c.hits.Load(), c.misses.Load()
 }
@@ -285,11 +316,11 @@ func (c *SidecarCache) ForSidecar(snap *mesh.Snapshot, proxyID string) (*Resourc
 // anything fails (the caller translates again without the cache, for the
 // error).
 func (c *SidecarCache) assemble(snap *mesh.Snapshot, p *mesh.Proxy, gen, epoch uint64) (*Resources, bool) {
-	pub := c.publicFor(snap, p, gen, epoch)
-	if pub == nil {
+	pub, ok := c.publicFor(snap, p, epoch)
+	if !ok {
 		return nil, false
 	}
-	items := make([]versionedItem, 0, len(pub.items)+4*len(p.Upstreams))
+	items := make([]versionedItem, 0, len(pub)+4*len(p.Upstreams))
 	refs := make(map[*listenerv3.Listener]*references, 1+len(p.Upstreams))
 	add := func(ci *cachedItem) {
 		items = append(items, ci.versionedItem)
@@ -297,8 +328,8 @@ func (c *SidecarCache) assemble(snap *mesh.Snapshot, p *mesh.Proxy, gen, epoch u
 			refs[ci.item.(*listenerv3.Listener)] = ci.refs
 		}
 	}
-	for i := range pub.items {
-		add(&pub.items[i])
+	for _, ci := range pub {
+		add(ci)
 	}
 	ids := make(map[string]bool, len(p.Upstreams))
 	binds := make(map[string]string, len(p.Upstreams))
@@ -344,32 +375,56 @@ func (c *SidecarCache) assemble(snap *mesh.Snapshot, p *mesh.Proxy, gen, epoch u
 	return res, true
 }
 
-func (c *SidecarCache) publicFor(snap *mesh.Snapshot, p *mesh.Proxy, gen, epoch uint64) *publicEntry {
+// publicFor is the proxy's public listener and local_app cluster, from the
+// pure cache when another proxy (or an earlier model) had the same
+// settings.
+func (c *SidecarCache) publicFor(snap *mesh.Snapshot, p *mesh.Proxy, epoch uint64) ([]*cachedItem, bool) {
+	s, err := resolvePublic(snap, p)
+	if err != nil {
+		return nil, false
+	}
+	lk := pureKey{kind: purePublicListener, host: s.bindHost, port: s.bindPort, proto: s.protocol}
+	if s.requestTimeout != nil {
+		lk.timeout, lk.hasTimeout = *s.requestTimeout, true
+	}
+	listener := c.pureItem(lk, epoch, func() (types.Resource, error) {
+		return publicListener(s.bindHost, s.bindPort, s.protocol, s.requestTimeout)
+	})
+	ck := pureKey{kind: pureLocalApp, host: s.localHost, port: s.localPort, proto: s.protocol, timeout: s.connectTimeout}
+	cluster := c.pureItem(ck, epoch, func() (types.Resource, error) {
+		return localAppCluster(s.localHost, s.localPort, s.protocol, s.connectTimeout)
+	})
+	if listener == nil || cluster == nil {
+		return nil, false
+	}
+	return []*cachedItem{listener, cluster}, true
+}
+
+// pureItem is the resource build returns for k, made once (build must be a
+// function of k alone); nil if build fails.
+func (c *SidecarCache) pureItem(k pureKey, epoch uint64, build func() (types.Resource, error)) *cachedItem {
 	c.mu.Lock()
-	e := c.public[p.ID]
+	e := c.pure[k]
 	c.mu.Unlock()
-	if e != nil && e.gen == gen && e.proxy == p && e.in.same(snap) {
+	if e != nil {
 		e.lastUsed.Store(epoch)
 		c.hits.Add(1)
-		return e
+		return &e.item
 	}
 	c.misses.Add(1)
-	// Recorded before translating: the translation reads what is recorded.
-	e = &publicEntry{entryCommon: entryCommon{gen: gen, in: inputsOf(snap, p.DestinationService)}, proxy: p}
-	res, err := publicResources(snap, p)
+	r, err := build()
 	if err != nil {
 		return nil
 	}
-	var buf []byte
-	for _, r := range res {
-		var ci cachedItem
-		if ci, buf, err = newCachedItem(r, buf); err != nil {
-			return nil
-		}
-		e.items = append(e.items, ci)
+	e = &pureEntry{}
+	if e.item, _, err = newCachedItem(r, nil); err != nil {
+		return nil
 	}
-	c.store(func() { c.public[p.ID] = e }, &e.entryCommon, epoch)
-	return e
+	e.lastUsed.Store(epoch)
+	c.mu.Lock()
+	c.pure[k] = e
+	c.mu.Unlock()
+	return &e.item
 }
 
 func (c *SidecarCache) upstreamFor(snap *mesh.Snapshot, p *mesh.Proxy, u mesh.Upstream, id, host string, gen, epoch uint64) *upstreamEntry {
@@ -396,10 +451,13 @@ func (c *SidecarCache) upstreamFor(snap *mesh.Snapshot, p *mesh.Proxy, u mesh.Up
 	if err != nil {
 		return nil
 	}
-	var buf []byte
-	if e.listener, buf, err = newCachedItem(tr.listener, buf); err != nil {
+	listener := c.pureItem(pureKey{kind: pureUpstreamListener, upstream: tr.listenerArgs}, epoch,
+		func() (types.Resource, error) { return tr.listener, nil })
+	if listener == nil {
 		return nil
 	}
+	e.listener = *listener
+	var buf []byte
 	if tr.routes != nil {
 		var ci cachedItem
 		if ci, buf, err = newCachedItem(tr.routes, buf); err != nil {

@@ -221,6 +221,15 @@ func TestSidecarCacheFollowsChanges(t *testing.T) {
 				p.Upstreams[1].LocalBindPort = 9102
 			})
 		}, []string{"mid-1-sidecar-proxy"}},
+		{"proxy's own port and request timeout (public listener)", func(s *mesh.Snapshot) {
+			withProxy(s, "front-1-sidecar-proxy", func(p *mesh.Proxy) {
+				p.Port = 21001
+				p.Config = map[string]string{"local_request_timeout_ms": "2500"}
+			})
+		}, []string{"front-1-sidecar-proxy"}},
+		{"downstream's local timeouts (public listener, local_app)", func(s *mesh.Snapshot) {
+			s.Config.ServiceDefaults["mid"] = &mesh.ServiceDefaults{Name: "mid", LocalRequestTimeout: 3 * time.Second, LocalConnectTimeout: time.Second}
+		}, []string{"mid-0-sidecar-proxy", "mid-1-sidecar-proxy"}},
 		{"proxy's own service protocol (public listener)", func(s *mesh.Snapshot) {
 			s.Config.ServiceDefaults["sub"] = &mesh.ServiceDefaults{Name: "sub", Protocol: "http2"}
 		}, nil}, // sub's consumers now fail (http chain to an http2 target); its own sidecars change
@@ -269,11 +278,14 @@ func TestSidecarCacheReusesAcrossProxies(t *testing.T) {
 	c := &SidecarCache{}
 	snap := cacheMesh()
 	checkCached(t, "initial", c, snap)
-	ups, pub := c.Len()
+	ups, pure := c.Len()
 	// front's three upstreams are shared by its 3 sidecars, mid's by its
-	// 2 (a is not: the downstream service is part of the key).
-	if ups != 6 || pub != len(snap.Proxies) {
-		t.Errorf("entries: %d upstreams, %d public; want 6, %d", ups, pub, len(snap.Proxies))
+	// 2 (a is not: the downstream service is part of the key). Listeners:
+	// a public one per address (7 proxies), one local_app cluster for all
+	// (127.0.0.1:8080, http), one per upstream ID and port (a, split, sub,
+	// routed).
+	if ups != 6 || pure != 7+1+4 {
+		t.Errorf("entries: %d upstreams, %d listeners and local_app clusters; want 6, %d", ups, pure, 7+1+4)
 	}
 	_, misses := c.Stats()
 	next := evolve(snap, func(*mesh.Snapshot) {})
@@ -281,11 +293,11 @@ func TestSidecarCacheReusesAcrossProxies(t *testing.T) {
 	if _, m := c.Stats(); m != misses {
 		t.Errorf("an unchanged model made %d new translations", m-misses)
 	}
-	// A change of the globals drops everything.
+	// A change of the globals drops every upstream, not the listeners.
 	next = evolve(next, func(s *mesh.Snapshot) { s.Config.ProxyDefaults = &mesh.ProxyDefaults{Protocol: "http"} })
 	checkCached(t, "proxy-defaults", c, next)
-	if _, m := c.Stats(); m-misses != int64(ups+pub) {
-		t.Errorf("a global change made %d new translations, want %d", m-misses, ups+pub)
+	if _, m := c.Stats(); m-misses != int64(ups) {
+		t.Errorf("a global change made %d new translations, want %d", m-misses, ups)
 	}
 }
 

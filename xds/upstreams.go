@@ -99,6 +99,17 @@ type upstreamTranslation struct {
 	listener types.Resource
 	routes   types.Resource
 	targets  []targetResources
+	// listenerArgs are what upstreamListener made listener from.
+	listenerArgs upstreamListenerArgs
+}
+
+// upstreamListenerArgs are upstreamListener's arguments: the listener is a
+// function of them alone.
+type upstreamListenerArgs struct {
+	id, host   string
+	port       int
+	proto      Protocol
+	tcpCluster string
 }
 
 type targetResources struct {
@@ -130,6 +141,7 @@ func translateUpstream(snap *mesh.Snapshot, p *mesh.Proxy, u mesh.Upstream, id, 
 		return out, fmt.Errorf("listeners for %s: upstream %s: %w", p.ID, id, err)
 	}
 	out.listener = listener
+	out.listenerArgs = upstreamListenerArgs{id: id, host: host, port: u.LocalBindPort, proto: proto, tcpCluster: tcpCluster}
 	if proto.IsHTTP() {
 		routes, err := chainRoutes(&snap.Config, ch)
 		if err != nil {
