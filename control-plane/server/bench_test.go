@@ -201,12 +201,12 @@ func BenchmarkRebuildServerOnly(b *testing.B) {
 // three upstreams, the first one of ten hot services (so a change to one
 // concerns a tenth of the proxies), the other two spread over the mesh; a
 // service-resolver on every 10th service, proxy-defaults protocol http.
-func hotModel() *mesh.Snapshot {
+func hotModel(services int) *mesh.Snapshot {
 	s := &mesh.Snapshot{Index: 1, Datacenter: "dc1",
-		Services: make(map[string]*mesh.Service, benchServices), Proxies: make(map[string]*mesh.Proxy, benchProxies)}
+		Services: make(map[string]*mesh.Service, services), Proxies: make(map[string]*mesh.Proxy, benchProxies)}
 	s.Config.ProxyDefaults = &mesh.ProxyDefaults{Protocol: "http"}
 	s.Config.Resolvers = map[string]*mesh.ServiceResolver{}
-	for i := range benchServices {
+	for i := range services {
 		name := fmt.Sprintf("svc-%05d", i)
 		svc := &mesh.Service{Name: name}
 		for k := range 3 {
@@ -224,10 +224,17 @@ func hotModel() *mesh.Snapshot {
 		p := &mesh.Proxy{ID: id, Name: "web-sidecar-proxy", Node: "node-1", Address: "10.1.0.1", Port: 21000,
 			Health: mesh.HealthPassing, DestinationService: "web", DestinationServiceID: fmt.Sprintf("web-%04d", i),
 			LocalServiceAddress: "127.0.0.1", LocalServicePort: 8080}
-		p.Upstreams = []mesh.Upstream{
-			{DestinationName: fmt.Sprintf("svc-%05d", 10*(i%10)), LocalBindPort: 10000},
-			{DestinationName: fmt.Sprintf("svc-%05d", (i*7919+104729)%benchServices+1), LocalBindPort: 10001},
-			{DestinationName: fmt.Sprintf("svc-%05d", (i*4099+15485863)%benchServices+1), LocalBindPort: 10002},
+		// Distinct upstreams (Consul refuses duplicates), as the harness
+		// picks them.
+		ups := []int{10 * (i % 10)}
+		for _, c := range []int{(i*7919 + 104729) % services, (i*4099 + 15485863) % services} {
+			for slices.Contains(ups, c) {
+				c = (c + 1) % services
+			}
+			ups = append(ups, c)
+		}
+		for k, u := range ups {
+			p.Upstreams = append(p.Upstreams, mesh.Upstream{DestinationName: fmt.Sprintf("svc-%05d", u), LocalBindPort: 10000 + k})
 		}
 		s.Proxies[id] = p
 	}
@@ -246,7 +253,7 @@ func evolveModel(s *mesh.Snapshot, change func(*mesh.Snapshot)) *mesh.Snapshot {
 }
 
 // BenchmarkRebuildChange is a rebuild after one change to a model shaped
-// like the scale harness's (hotModel), the next model sharing every
+// like the scale harness's (hotModel, 1,000 and 10,000 services), the next model sharing every
 // unchanged value as discovery's do, alternating between two models:
 //
 //   - check: an instance of a hot service fails / recovers (100 proxies);
@@ -270,19 +277,26 @@ func BenchmarkRebuildChange(b *testing.B) {
 			s.Config.ProxyDefaults = &mesh.ProxyDefaults{Protocol: "http", Config: map[string]string{"consulate_healthy_panic_threshold": "20"}}
 		}},
 	} {
-		b.Run(tc.name, func(b *testing.B) {
-			base := hotModel()
-			models := []*mesh.Snapshot{base, evolveModel(base, tc.change)}
-			src := newFakeSource(models[0])
-			bl := benchBuilder(b, src, &XDS{}, 0)
-			b.ReportAllocs()
-			b.ResetTimer()
-			i := 0
-			for b.Loop() {
-				i++
-				src.Set(models[i%2])
-				bl.rebuild(context.Background())
-			}
-		})
+		for _, services := range []int{1_000, benchServices} {
+			b.Run(fmt.Sprintf("%s/services=%d", tc.name, services), func(b *testing.B) {
+				benchChange(b, hotModel(services), tc.change)
+			})
+		}
+	}
+}
+
+// benchChange measures rebuilds alternating between base and base after
+// change.
+func benchChange(b *testing.B, base *mesh.Snapshot, change func(*mesh.Snapshot)) {
+	models := []*mesh.Snapshot{base, evolveModel(base, change)}
+	src := newFakeSource(models[0])
+	bl := benchBuilder(b, src, &XDS{}, 0)
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		i++
+		src.Set(models[i%2])
+		bl.rebuild(context.Background())
 	}
 }
