@@ -59,7 +59,8 @@ func TestOnlyAffectedProxiesFollowAChain(t *testing.T) {
 	httpConfig := func(upstream string) func(adstest.View) bool {
 		return func(v adstest.View) bool {
 			return hasAll(v.Names(adstest.RouteType), upstream) &&
-				hasAll(v.Names(adstest.ListenerType), "public_listener", "upstream:"+upstream)
+				hasAll(v.Names(adstest.ListenerType), "public_listener", "upstream:"+upstream) &&
+				hasAll(v.Names(adstest.ClusterType), "local_app", upstream+".default.dc1.internal")
 		}
 	}
 	wait(web1, "web-1's HTTP config", httpConfig("api"))

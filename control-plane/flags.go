@@ -65,7 +65,7 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (confi
 	// and a rebuild translates only the proxies a change concerns, so both
 	// windows are short: together they are the floor of change-to-proxy
 	// latency (see "Control-plane scale" in the top README).
-	if err := dur(&c.Debounce, "debounce", 10*time.Millisecond, "quiet time after a mesh change before proxies are rebuilt"); err != nil {
+	if err := dur(&c.Debounce, "debounce", 10*time.Millisecond, "quiet time before proxies are rebuilt after a mesh change that follows another within it (a change after that much quiet is rebuilt at once)"); err != nil {
 		return c, err
 	}
 	if err := dur(&c.Coalesce, "coalesce", 50*time.Millisecond, "window batching Consul changes into one mesh model (also spaces each blocking query)"); err != nil {

@@ -4,6 +4,7 @@
 // API contract (used by the control plane):
 //
 //	res, err := xds.ForSidecar(snap, proxyID)   // one connect-proxy's resources
+//	res, err := c.ForSidecar(snap, proxyID)     // the same through a SidecarCache c (reuses upstreams' translations)
 //	res, err := xds.ForProxyless(snap)          // API listeners etc. for grpc-go xds:/// clients
 //	cs, err := res.Snapshot()                   // go-control-plane *cache.Snapshot, per-type versions
 //	ws := res.Warnings()                        // proxyless: what grpc-go will not apply (log them)
@@ -32,6 +33,17 @@
 // contract) and allocates new protos. Any number of goroutines may
 // translate concurrently. A *Resources is immutable once returned; it may
 // be shared, but neither it nor the protos in it may be modified.
+//
+// SidecarCache (sidecar_cache.go) is the one stateful type: it keeps each
+// upstream's translated, versioned and validated resources keyed by what of
+// the proxy the translation reads, and reuses them for other proxies and
+// later models while every model value they were made from (by pointer:
+// the services their chains reach, those services' config entries and
+// sidecar registrations, the globals) is unchanged; listeners and
+// local_app clusters, functions of a few settings, it keeps by those
+// settings across models. Its results equal ForSidecar's, versions
+// included. It is safe for concurrent use (one mutex around its maps,
+// never held while translating).
 //
 // # Sidecar resources (ForSidecar)
 //

@@ -92,6 +92,50 @@ func NewResources(items ...types.Resource) (*Resources, error) {
 	return r, nil
 }
 
+// versionedItem is a resource with its content version already known
+// (itemVersion) and its type URL.
+type versionedItem struct {
+	typ     resource.Type
+	name    string
+	item    types.Resource
+	version string
+}
+
+// newVersionedResources is NewResources for items whose content versions
+// are known: it groups and sorts them and derives each type's version as
+// NewResources would (equal content, equal versions, whichever way a
+// Resources was made), without marshalling anything. items is reordered.
+func newVersionedResources(items []versionedItem) (*Resources, error) {
+	slices.SortFunc(items, func(a, b versionedItem) int {
+		if c := strings.Compare(a.typ, b.typ); c != 0 {
+			return c
+		}
+		return strings.Compare(a.name, b.name)
+	})
+	r := &Resources{groups: make(map[resource.Type]group, len(servedTypes()))}
+	for _, typ := range servedTypes() {
+		lo, _ := slices.BinarySearchFunc(items, typ, func(v versionedItem, t resource.Type) int { return strings.Compare(v.typ, t) })
+		hi := lo
+		for hi < len(items) && items[hi].typ == typ {
+			hi++
+		}
+		n := hi - lo
+		g := group{items: make([]types.Resource, n), names: make([]string, n), versions: make([]string, n)}
+		for i, v := range items[lo:hi] {
+			if v.name == "" {
+				return nil, fmt.Errorf("%s: resource without a name", shortType(typ))
+			}
+			if i > 0 && g.names[i-1] == v.name {
+				return nil, fmt.Errorf("%s: duplicate name %q", shortType(typ), v.name)
+			}
+			g.items[i], g.names[i], g.versions[i] = v.item, v.name, v.version
+		}
+		g.version = typeVersion(g.names, g.versions)
+		r.groups[typ] = g
+	}
+	return r, nil
+}
+
 func typeURLOf(item types.Resource) (resource.Type, error) {
 	switch item.(type) {
 	case *clusterv3.Cluster:

@@ -51,7 +51,7 @@ func Validate(r *Resources) error {
 		}
 	}
 	if len(v.errs) == 0 {
-		v.consistent(r)
+		v.consistent(r, listenerRefs)
 	}
 	return v.err()
 }
@@ -79,8 +79,9 @@ func (v *validator) err() error {
 	return fmt.Errorf("validate: %w", errors.Join(v.errs...))
 }
 
-// consistent checks the references between types (see Validate).
-func (v *validator) consistent(r *Resources) {
+// consistent checks the references between types (see Validate). refsOf
+// finds a listener's references (listenerRefs, or what a cache kept of it).
+func (v *validator) consistent(r *Resources, refsOf func(*listenerv3.Listener) (references, error)) {
 	routes := nameSet(r.Items(resource.RouteType))
 	clusters := nameSet(r.Items(resource.ClusterType))
 	assignments := nameSet(r.Items(resource.EndpointType))
@@ -113,7 +114,7 @@ func (v *validator) consistent(r *Resources) {
 			}
 			binds[sa.GetPortValue()] = append(binds[sa.GetPortValue()], b)
 		}
-		refs, err := listenerRefs(l)
+		refs, err := refsOf(l)
 		if err != nil {
 			v.addf("listener %q: %w", l.GetName(), err)
 			continue

@@ -28,18 +28,33 @@ const versionLen = 16
 // here, where every resource is marshalled anyway, spares go-control-plane
 // a second marshal of every resource (Snapshot.ConstructVersionMap).
 func contentVersions(names []string, items []types.Resource) (string, []string, error) {
-	typeHash := sha256.New()
 	itemVersions := make([]string, len(items))
 	var buf []byte
-	opts := deterministic()
 	for i, item := range items {
 		var err error
-		buf, err = opts.MarshalAppend(buf[:0], item)
-		if err != nil {
-			return "", nil, fmt.Errorf("version of %q: marshal: %w", names[i], err)
+		if itemVersions[i], buf, err = itemVersion(item, buf); err != nil {
+			return "", nil, fmt.Errorf("version of %q: %w", names[i], err)
 		}
-		sum := sha256.Sum256(buf)
-		itemVersions[i] = hex.EncodeToString(sum[:versionLen/2])
+	}
+	return typeVersion(names, itemVersions), itemVersions, nil
+}
+
+// itemVersion is one resource's content version: a hash of its
+// deterministic encoding. buf is scratch space, returned for reuse.
+func itemVersion(item types.Resource, buf []byte) (string, []byte, error) {
+	buf, err := deterministic().MarshalAppend(buf[:0], item)
+	if err != nil {
+		return "", buf, fmt.Errorf("marshal: %w", err)
+	}
+	sum := sha256.Sum256(buf)
+	return hex.EncodeToString(sum[:versionLen/2]), buf, nil
+}
+
+// typeVersion is a type's version from its resources' names (sorted,
+// unique) and content versions.
+func typeVersion(names, itemVersions []string) string {
+	typeHash := sha256.New()
+	for i := range names {
 		// Names cannot contain NUL in practice, and the version has a fixed
 		// length, so name NUL version is an unambiguous record.
 		typeHash.Write([]byte(names[i]))
@@ -47,7 +62,7 @@ func contentVersions(names []string, items []types.Resource) (string, []string, 
 		typeHash.Write([]byte(itemVersions[i]))
 	}
 	sum := typeHash.Sum(nil)
-	return hex.EncodeToString(sum[:versionLen/2]), itemVersions, nil
+	return hex.EncodeToString(sum[:versionLen/2])
 }
 
 // toAny packs m deterministically (anypb.New does not promise a stable

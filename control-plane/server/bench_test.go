@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"testing"
+	"time"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
@@ -193,4 +194,109 @@ func BenchmarkRebuildServerOnly(b *testing.B) {
 		bl.rebuild(context.Background())
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/benchProxies, "ns/proxy")
+}
+
+// hotModel is a mesh shaped like bench/controlplane's: benchServices
+// services with three instances each, benchProxies sidecars each with
+// three upstreams, the first one of ten hot services (so a change to one
+// concerns a tenth of the proxies), the other two spread over the mesh; a
+// service-resolver on every 10th service, proxy-defaults protocol http.
+func hotModel(services int) *mesh.Snapshot {
+	s := &mesh.Snapshot{Index: 1, Datacenter: "dc1",
+		Services: make(map[string]*mesh.Service, services), Proxies: make(map[string]*mesh.Proxy, benchProxies)}
+	s.Config.ProxyDefaults = &mesh.ProxyDefaults{Protocol: "http"}
+	s.Config.Resolvers = map[string]*mesh.ServiceResolver{}
+	for i := range services {
+		name := fmt.Sprintf("svc-%05d", i)
+		svc := &mesh.Service{Name: name}
+		for k := range 3 {
+			svc.Instances = append(svc.Instances, mesh.Instance{ID: fmt.Sprintf("%s-%d", name, k), Service: name,
+				Node: fmt.Sprintf("node-%04d", i/10), Datacenter: "dc1", Address: fmt.Sprintf("10.0.%d.%d", i/250, i%250+1),
+				Port: 8080 + k, Health: mesh.HealthPassing, Weights: mesh.Weights{Passing: 1, Warning: 1}})
+		}
+		s.Services[name] = svc
+		if i%10 == 0 {
+			s.Config.Resolvers[name] = &mesh.ServiceResolver{Name: name, ConnectTimeout: 5 * time.Second}
+		}
+	}
+	for i := range benchProxies {
+		id := fmt.Sprintf("web-%04d-sidecar-proxy", i)
+		p := &mesh.Proxy{ID: id, Name: "web-sidecar-proxy", Node: "node-1", Address: "10.1.0.1", Port: 21000,
+			Health: mesh.HealthPassing, DestinationService: "web", DestinationServiceID: fmt.Sprintf("web-%04d", i),
+			LocalServiceAddress: "127.0.0.1", LocalServicePort: 8080}
+		// Distinct upstreams (Consul refuses duplicates), as the harness
+		// picks them.
+		ups := []int{10 * (i % 10)}
+		for _, c := range []int{(i*7919 + 104729) % services, (i*4099 + 15485863) % services} {
+			for slices.Contains(ups, c) {
+				c = (c + 1) % services
+			}
+			ups = append(ups, c)
+		}
+		for k, u := range ups {
+			p.Upstreams = append(p.Upstreams, mesh.Upstream{DestinationName: fmt.Sprintf("svc-%05d", u), LocalBindPort: 10000 + k})
+		}
+		s.Proxies[id] = p
+	}
+	return s
+}
+
+// evolveModel is a copy of s sharing every value but what change replaces,
+// as discovery's snapshots do.
+func evolveModel(s *mesh.Snapshot, change func(*mesh.Snapshot)) *mesh.Snapshot {
+	c := *s
+	c.Index++
+	c.Services = maps.Clone(s.Services)
+	c.Config.Resolvers = maps.Clone(s.Config.Resolvers)
+	change(&c)
+	return &c
+}
+
+// BenchmarkRebuildChange is a rebuild after one change to a model shaped
+// like the scale harness's (hotModel, 1,000 and 10,000 services), the next model sharing every
+// unchanged value as discovery's do, alternating between two models:
+//
+//   - check: an instance of a hot service fails / recovers (100 proxies);
+//   - resolver: a hot service's resolver changes ConnectTimeout (100);
+//   - proxy-defaults: a global change, every proxy (1,000).
+func BenchmarkRebuildChange(b *testing.B) {
+	for _, tc := range []struct {
+		name   string
+		change func(*mesh.Snapshot)
+	}{
+		{"check", func(s *mesh.Snapshot) {
+			svc := *s.Services["svc-00000"]
+			svc.Instances = slices.Clone(svc.Instances)
+			svc.Instances[0].Health = mesh.HealthCritical
+			s.Services["svc-00000"] = &svc
+		}},
+		{"resolver", func(s *mesh.Snapshot) {
+			s.Config.Resolvers["svc-00000"] = &mesh.ServiceResolver{Name: "svc-00000", ConnectTimeout: 2 * time.Second}
+		}},
+		{"proxy-defaults", func(s *mesh.Snapshot) {
+			s.Config.ProxyDefaults = &mesh.ProxyDefaults{Protocol: "http", Config: map[string]string{"consulate_healthy_panic_threshold": "20"}}
+		}},
+	} {
+		for _, services := range []int{1_000, benchServices} {
+			b.Run(fmt.Sprintf("%s/services=%d", tc.name, services), func(b *testing.B) {
+				benchChange(b, hotModel(services), tc.change)
+			})
+		}
+	}
+}
+
+// benchChange measures rebuilds alternating between base and base after
+// change.
+func benchChange(b *testing.B, base *mesh.Snapshot, change func(*mesh.Snapshot)) {
+	models := []*mesh.Snapshot{base, evolveModel(base, change)}
+	src := newFakeSource(models[0])
+	bl := benchBuilder(b, src, &XDS{}, 0)
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		i++
+		src.Set(models[i%2])
+		bl.rebuild(context.Background())
+	}
 }

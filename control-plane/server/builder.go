@@ -115,6 +115,9 @@ func (b *builder) run(ctx context.Context) {
 	timer.Stop()
 	defer timer.Stop()
 	var pendingSince time.Time // zero: no rebuild pending
+	// lastChange and lastRebuild tell a lone change (rebuilt at once) from
+	// one inside a burst (coalesced).
+	var lastChange, lastRebuild time.Time
 	// stepTimer fires at the earliest deadline of a staged change.
 	stepTimer := time.NewTimer(time.Hour)
 	stepTimer.Stop()
@@ -131,9 +134,21 @@ func (b *builder) run(ctx context.Context) {
 		case <-stepTimer.C:
 			b.advance(ctx)
 		case <-changed:
+			now := time.Now()
+			quiet := now.Sub(lastChange) >= b.debounce && now.Sub(lastRebuild) >= b.debounce
+			lastChange = now
+			if pendingSince.IsZero() && quiet {
+				// Leading edge: a change after debounce of quiet (no
+				// change, no rebuild) is rebuilt at once, so a lone change
+				// does not wait for the window. What follows it within
+				// the window is coalesced below, so a burst costs at most
+				// two rebuilds (discovery coalesces bursts before us too).
+				b.rebuild(ctx)
+				lastRebuild = time.Now()
+				continue
+			}
 			// Coalesce a burst: wait for debounce of quiet, but never more
 			// than maxDelay after the first change of the burst.
-			now := time.Now()
 			if pendingSince.IsZero() {
 				pendingSince = now
 			}
@@ -142,6 +157,7 @@ func (b *builder) run(ctx context.Context) {
 		case <-timer.C:
 			pendingSince = time.Time{}
 			b.rebuild(ctx)
+			lastRebuild = time.Now()
 		case <-b.streams.kick:
 			b.nodesChanged(ctx)
 		}

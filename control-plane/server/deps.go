@@ -1,9 +1,8 @@
 package server
 
 import (
-	"reflect"
-
 	"github.com/seed-a778acb4/consulate/discovery/mesh"
+	"github.com/seed-a778acb4/consulate/xds"
 )
 
 // A sidecar's translation reads, from the model: its own proxy
@@ -157,21 +156,6 @@ func diffMap[V comparable](a, b map[string]V, changed map[string]bool) {
 }
 
 // sameGlobals reports whether everything in two snapshots other than the
-// per-name maps diffModels compares is equal. Fields added to mesh.Snapshot
-// or mesh.Config later are compared here as a whole, so a change in them
-// rebuilds every proxy until deps learns to attribute it (when unsure,
-// rebuild).
-func sameGlobals(a, b *mesh.Snapshot) bool {
-	if a.Config.ProxyDefaults != b.Config.ProxyDefaults {
-		return false
-	}
-	strip := func(s *mesh.Snapshot) mesh.Snapshot {
-		c := *s
-		c.Index = 0
-		c.Services, c.Proxies = nil, nil
-		c.Config.ProxyDefaults = nil
-		c.Config.ServiceDefaults, c.Config.Routers, c.Config.Splitters, c.Config.Resolvers = nil, nil, nil, nil
-		return c
-	}
-	return reflect.DeepEqual(strip(a), strip(b))
-}
+// per-name maps diffModels compares is equal (xds.SameGlobals: a change in
+// a field deps does not attribute rebuilds every proxy).
+func sameGlobals(a, b *mesh.Snapshot) bool { return xds.SameGlobals(a, b) }

@@ -11,8 +11,10 @@
 //     protocol), logs pushes, ACKs and NACKs, feeds metrics and /status, and
 //     tells the builder which node IDs are connected.
 //   - builder (builder.go) owns the per-node build state. It is one event
-//     loop: model changes (debounced) trigger a rebuild of the connected
-//     nodes whose inputs changed; a newly connected node is built at once
+//     loop: model changes trigger a rebuild of the connected nodes whose
+//     inputs changed (a change after a quiet debounce window at once, the
+//     changes that follow it coalesced until debounce of quiet, at most
+//     maxDelay); a newly connected node is built at once
 //     from the current model. A snapshot whose per-type versions equal the
 //     last one set for that node is not set again, so an unchanged proxy is
 //     not re-pushed.

@@ -21,8 +21,9 @@ import (
 // Options tune a Server. Zero values take the defaults.
 type Options struct {
 	// Debounce is the quiet time after a model change before a rebuild
-	// (default 50ms); MaxDelay bounds how long a burst of changes can
-	// postpone it (default 250ms).
+	// (default 50ms); a change after that much quiet is rebuilt at once,
+	// those following it wait for the quiet. MaxDelay bounds how long a
+	// burst of changes can postpone a rebuild (default 250ms).
 	Debounce, MaxDelay time.Duration
 	// Workers translate in parallel during a rebuild (default GOMAXPROCS).
 	Workers int

@@ -351,11 +351,13 @@ func TestBurstOfModelChangesIsOneRebuild(t *testing.T) {
 	}
 	// The rebuild's duration is observed after its pushes went out.
 	waitUntil(t, recvTimeout, "the rebuild to be counted", func() bool { return rebuilds() > before })
-	if got := rebuilds() - before; got != 1 {
-		t.Errorf("%d rebuilds for a burst of 20 changes, want 1", got)
+	// The first change of the burst, after a quiet window, may be rebuilt
+	// at once (leading edge); the rest are coalesced into one rebuild.
+	if got := rebuilds() - before; got < 1 || got > 2 {
+		t.Errorf("%d rebuilds for a burst of 20 changes, want 1 or 2", got)
 	}
-	if v.Responses != 2 {
-		t.Errorf("%d EDS responses, want 2 (initial, after the burst)", v.Responses)
+	if v.Responses < 2 || v.Responses > 3 {
+		t.Errorf("%d EDS responses, want 2 or 3 (initial, perhaps the burst's first change, after the burst)", v.Responses)
 	}
 }
 

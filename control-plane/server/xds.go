@@ -11,19 +11,24 @@ import (
 )
 
 // XDS is the Translator backed by package xds, whose results are validated
-// and content-versioned. It remembers the last proxyless translation, so
+// and content-versioned. Sidecars are translated through an
+// xds.SidecarCache: a proxy's upstreams whose inputs did not change, and
+// upstreams another proxy has too, are not translated again. It remembers
+// the last proxyless translation, so
 // that a service whose config entries break keeps its last good proxyless
 // configuration while every other service follows Consul (one broken entry
 // must not freeze every gRPC client). The zero value is ready; use a
 // pointer.
 type XDS struct {
+	sidecars xds.SidecarCache
+
 	mu            sync.Mutex
 	lastProxyless *xds.Resources
 }
 
 // Sidecar implements Translator.
-func (*XDS) Sidecar(snap *mesh.Snapshot, proxyID string) (*cache.Snapshot, error) {
-	res, err := xds.ForSidecar(snap, proxyID)
+func (x *XDS) Sidecar(snap *mesh.Snapshot, proxyID string) (*cache.Snapshot, error) {
+	res, err := x.sidecars.ForSidecar(snap, proxyID)
 	if err != nil {
 		return nil, err
 	}
