@@ -128,7 +128,7 @@ type serviceInputs struct {
 // their chains reach.
 func inputsOf(snap *mesh.Snapshot, services ...string) inputs {
 	var in inputs
-	for _, name := range reachable(&snap.Config, services...) {
+	for _, name := range ChainServices(&snap.Config, false, services...) {
 		si := serviceInputs{name: name, service: snap.Services[name], defaults: snap.Config.ServiceDefaults[name],
 			router: snap.Config.Routers[name], splitter: snap.Config.Splitters[name], resolver: snap.Config.Resolvers[name]}
 		if si.service != nil {
@@ -162,28 +162,34 @@ func (in *inputs) same(snap *mesh.Snapshot) bool {
 	return true
 }
 
-// reachable lists the services whose entries a chain starting at roots
-// can reach, roots included: every name a router, splitter or resolver
-// (redirect, failover) mentions, in every datacenter (an
-// over-approximation: never misses one).
-func reachable(cfg *mesh.Config, roots ...string) []string {
-	var seen []string
+// ChainServices lists roots and every service their discovery chains can
+// reach, each once, in breadth-first order: every name a router's
+// destinations, a splitter's splits or a resolver's redirect and failovers
+// mention, in every datacenter (an over-approximation: it never misses
+// one). With resolverOnly only resolvers are followed (what shapes a
+// target's cluster and endpoints). An empty name (an entry's own service)
+// is skipped. The translation cache, the control plane's dependency
+// tracking and its /status entry lists all walk chains with it.
+func ChainServices(cfg *mesh.Config, resolverOnly bool, roots ...string) []string {
+	seen := make(map[string]struct{}, len(roots))
+	var out []string
 	queue := slices.Clone(roots)
 	for len(queue) > 0 {
 		name := queue[0]
 		queue = queue[1:]
-		if name == "" || slices.Contains(seen, name) {
+		if _, dup := seen[name]; dup || name == "" {
 			continue
 		}
-		seen = append(seen, name)
-		if r := cfg.Routers[name]; r != nil {
+		seen[name] = struct{}{}
+		out = append(out, name)
+		if r := cfg.Routers[name]; r != nil && !resolverOnly {
 			for _, rt := range r.Routes {
 				if rt.Destination != nil {
 					queue = append(queue, rt.Destination.Service)
 				}
 			}
 		}
-		if s := cfg.Splitters[name]; s != nil {
+		if s := cfg.Splitters[name]; s != nil && !resolverOnly {
 			for _, sp := range s.Splits {
 				queue = append(queue, sp.Service)
 			}
@@ -200,7 +206,7 @@ func reachable(cfg *mesh.Config, roots ...string) []string {
 			}
 		}
 	}
-	return seen
+	return out
 }
 
 type entryCommon struct {

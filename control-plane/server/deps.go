@@ -28,49 +28,14 @@ func sidecarDeps(snap *mesh.Snapshot, proxyID string) serviceDeps {
 	if p == nil {
 		return nil
 	}
-	deps := serviceDeps{}
-	queue := []string{p.DestinationService}
+	roots := []string{p.DestinationService}
 	for _, u := range p.Upstreams {
-		queue = append(queue, u.DestinationName)
+		roots = append(roots, u.DestinationName)
 	}
-	cfg := &snap.Config
-	for len(queue) > 0 {
-		name := queue[0]
-		queue = queue[1:]
-		if _, seen := deps[name]; seen {
-			continue
-		}
+	names := xds.ChainServices(&snap.Config, false, roots...)
+	deps := make(serviceDeps, len(names))
+	for _, name := range names {
 		deps[name] = struct{}{}
-		// An empty service in a destination means the entry's own service,
-		// already in deps.
-		add := func(s string) {
-			if s != "" {
-				queue = append(queue, s)
-			}
-		}
-		if r := cfg.Routers[name]; r != nil {
-			for _, rt := range r.Routes {
-				if rt.Destination != nil {
-					add(rt.Destination.Service)
-				}
-			}
-		}
-		if s := cfg.Splitters[name]; s != nil {
-			for _, sp := range s.Splits {
-				add(sp.Service)
-			}
-		}
-		if r := cfg.Resolvers[name]; r != nil {
-			if r.Redirect != nil {
-				add(r.Redirect.Service)
-			}
-			for _, f := range r.Failover {
-				add(f.Service)
-				for _, t := range f.Targets {
-					add(t.Service)
-				}
-			}
-		}
 	}
 	return deps
 }

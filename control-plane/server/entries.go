@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/seed-a778acb4/consulate/discovery/mesh"
+	"github.com/seed-a778acb4/consulate/xds"
 )
 
 // configEntries names the Consul config entries that can have shaped the
@@ -58,7 +59,7 @@ func configEntries(snap *mesh.Snapshot, nodeID string, names []string) []string 
 		if isCluster && own != "" && c.ServiceDefaults[own] != nil {
 			add(mesh.KindServiceDefaults, own)
 		}
-		for _, s := range chainServices(c, svc, isCluster) {
+		for _, s := range xds.ChainServices(c, isCluster, svc) {
 			if c.ServiceDefaults[s] != nil {
 				add(mesh.KindServiceDefaults, s)
 			}
@@ -75,47 +76,6 @@ func configEntries(snap *mesh.Snapshot, nodeID string, names []string) []string 
 	}
 	slices.Sort(out)
 	return out
-}
-
-// chainServices is root and the services its discovery chain names,
-// transitively (as deps.go's sidecarDeps walks them); with resolverOnly,
-// only the resolvers' redirects and failovers are followed (what shapes a
-// target's cluster and endpoints).
-func chainServices(c *mesh.Config, root string, resolverOnly bool) []string {
-	seen := []string{}
-	queue := []string{root}
-	for len(queue) > 0 {
-		name := queue[0]
-		queue = queue[1:]
-		if name == "" || slices.Contains(seen, name) {
-			continue
-		}
-		seen = append(seen, name)
-		if r := c.Routers[name]; r != nil && !resolverOnly {
-			for _, rt := range r.Routes {
-				if rt.Destination != nil {
-					queue = append(queue, rt.Destination.Service)
-				}
-			}
-		}
-		if s := c.Splitters[name]; s != nil && !resolverOnly {
-			for _, sp := range s.Splits {
-				queue = append(queue, sp.Service)
-			}
-		}
-		if r := c.Resolvers[name]; r != nil {
-			if r.Redirect != nil {
-				queue = append(queue, r.Redirect.Service)
-			}
-			for _, f := range r.Failover {
-				queue = append(queue, f.Service)
-				for _, t := range f.Targets {
-					queue = append(queue, t.Service)
-				}
-			}
-		}
-	}
-	return seen
 }
 
 // serviceOf is the service an outbound resource name is about, per the
