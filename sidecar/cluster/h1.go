@@ -819,10 +819,7 @@ func (c *h1Conn) readFields(dst http.Header, reuseVals bool) error {
 	for {
 		line, err := c.readLine()
 		if err != nil {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return err
+			return h1wire.Unexpected(err)
 		}
 		if len(line) == 0 {
 			break

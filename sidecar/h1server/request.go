@@ -2,7 +2,6 @@ package h1server
 
 import (
 	"bufio"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -59,10 +58,7 @@ func (c *conn) readRequest() error {
 	for {
 		line, err := c.readLine(&limit)
 		if err != nil {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return err
+			return h1wire.Unexpected(err)
 		}
 		if len(line) == 0 {
 			break
