@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/seed-a778acb4/consulate/sidecar/config"
+	"github.com/seed-a778acb4/consulate/sidecar/h1wire"
 )
 
 // HTTP1Request is what SendHTTP1 writes upstream: the request line and the
@@ -388,7 +389,7 @@ type h1Conn struct {
 
 	// Scratch for parsing a head, reused.
 	head  []byte
-	spans []span
+	spans []h1wire.Span
 	vals  []string
 	long  []byte
 }
@@ -427,9 +428,6 @@ func (c *h1Conn) giveBufs() {
 		c.bw = nil
 	}
 }
-
-// span locates one header field in head.
-type span struct{ k0, k1, v0, v1 int32 }
 
 // unwatch stops watching the exchange's ctx; false when the abort ran or is
 // running.
@@ -681,11 +679,11 @@ func (c *h1Conn) writeChunk(p []byte) {
 func (c *h1Conn) endChunks(trailer http.Header) {
 	c.bw.WriteString("0\r\n")
 	for k, vs := range trailer {
-		if !validFieldName(k) {
+		if !h1wire.ValidToken(k) {
 			continue
 		}
 		for _, v := range vs {
-			if validFieldValue(v) {
+			if h1wire.ValidFieldValue(v) {
 				c.bw.WriteString(k)
 				c.bw.WriteString(": ")
 				c.bw.WriteString(v)
@@ -752,7 +750,7 @@ func (c *h1Conn) readResponse() (*http.Response, error) {
 		delete(hdr, "Transfer-Encoding")
 	}
 	if te != nil {
-		if len(te) != 1 || !asciiEqualFold(trimOWS(te[0]), "chunked") {
+		if len(te) != 1 || !asciiEqualFold(h1wire.TrimOWS(te[0]), "chunked") {
 			return nil, &ProtocolError{Msg: "unsupported transfer encoding " + te[0]}
 		}
 		// RFC 9112 section 6.3: chunked wins, and a proxy drops the
@@ -821,10 +819,7 @@ func (c *h1Conn) readFields(dst http.Header, reuseVals bool) error {
 	for {
 		line, err := c.readLine()
 		if err != nil {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return err
+			return h1wire.Unexpected(err)
 		}
 		if len(line) == 0 {
 			break
@@ -835,21 +830,12 @@ func (c *h1Conn) readFields(dst http.Header, reuseVals bool) error {
 		if line[0] == ' ' || line[0] == '\t' {
 			return &ProtocolError{Msg: "malformed header: obsolete line folding"}
 		}
-		i := bytesIndexByte(line, ':')
-		if i <= 0 || !validFieldName(line[:i]) {
+		if head, spans, err = h1wire.AppendField(head, spans, line); err != nil {
+			if err == h1wire.ErrFieldValue {
+				return &ProtocolError{Msg: "malformed header value"}
+			}
 			return &ProtocolError{Msg: "malformed header line"}
 		}
-		v := trimOWS(line[i+1:])
-		if !validFieldValue(v) {
-			return &ProtocolError{Msg: "malformed header value"}
-		}
-		s := span{k0: int32(len(head))}
-		head = append(head, line[:i]...)
-		s.k1 = int32(len(head))
-		s.v0 = s.k1
-		head = append(head, v...)
-		s.v1 = int32(len(head))
-		spans = append(spans, s)
 	}
 	c.head, c.spans = head, spans
 	if len(spans) == 0 {
@@ -869,8 +855,8 @@ func (c *h1Conn) readFields(dst http.Header, reuseVals bool) error {
 		vals = make([]string, len(spans))
 	}
 	for i, s := range spans {
-		k := http.CanonicalHeaderKey(all[s.k0:s.k1])
-		vals[i] = all[s.v0:s.v1]
+		k := http.CanonicalHeaderKey(all[s.K0:s.K1])
+		vals[i] = all[s.V0:s.V1]
 		if prev, ok := dst[k]; ok {
 			dst[k] = append(prev, vals[i])
 		} else {
@@ -1042,21 +1028,14 @@ func (b *h1Body) Read(p []byte) (int, error) {
 }
 
 func (b *h1Body) readFixed(p []byte) (int, error) {
-	if int64(len(p)) > b.left {
-		p = p[:b.left]
-	}
-	n, err := b.c.br.Read(p)
-	b.left -= int64(n)
+	n, err := h1wire.ReadData(b.c.br, p, &b.left)
 	if b.left == 0 {
 		// EOF with the last bytes: the caller finishes (and the
 		// connection is reused) without another Read.
 		b.done = true
 		return n, io.EOF
 	}
-	if err == io.EOF {
-		err = io.ErrUnexpectedEOF
-	}
-	return n, err
+	return n, h1wire.Unexpected(err)
 }
 
 // lastChunk is what ends a chunked body without trailers after a chunk's
@@ -1073,16 +1052,9 @@ func (b *h1Body) readChunked(p []byte) (int, error) {
 			return 0, io.EOF
 		}
 	}
-	if int64(len(p)) > b.left {
-		p = p[:b.left]
-	}
-	n, err := br.Read(p)
-	b.left -= int64(n)
-	if err == io.EOF {
-		return n, io.ErrUnexpectedEOF
-	}
+	n, err := h1wire.ReadData(br, p, &b.left)
 	if err != nil {
-		return n, err
+		return n, h1wire.Unexpected(err)
 	}
 	if b.left == 0 {
 		b.inData, b.needCRLF = false, true
@@ -1105,7 +1077,7 @@ func (b *h1Body) nextChunk() error {
 	if b.needCRLF {
 		line, err := c.readLine()
 		if err != nil {
-			return unexpected(err)
+			return h1wire.Unexpected(err)
 		}
 		if len(line) != 0 {
 			return &ProtocolError{Msg: "malformed chunked encoding: no CRLF after chunk data"}
@@ -1114,28 +1086,11 @@ func (b *h1Body) nextChunk() error {
 	}
 	line, err := c.readLine()
 	if err != nil {
-		return unexpected(err)
+		return h1wire.Unexpected(err)
 	}
-	if i := bytesIndexByte(line, ';'); i >= 0 {
-		line = line[:i] // chunk extensions are ignored
-	}
-	line = trimOWS(line)
-	if len(line) == 0 || len(line) > 15 {
+	size, ok := h1wire.ParseChunkSize(line)
+	if !ok {
 		return &ProtocolError{Msg: "malformed chunked encoding: chunk size"}
-	}
-	var size int64
-	for _, d := range line {
-		switch {
-		case '0' <= d && d <= '9':
-			d -= '0'
-		case 'a' <= d && d <= 'f':
-			d -= 'a' - 10
-		case 'A' <= d && d <= 'F':
-			d -= 'A' - 10
-		default:
-			return &ProtocolError{Msg: "malformed chunked encoding: chunk size"}
-		}
-		size = size<<4 | int64(d)
 	}
 	if size > 0 {
 		b.inData, b.left = true, size
@@ -1149,7 +1104,7 @@ func (b *h1Body) nextChunk() error {
 	}
 	tr := http.Header{}
 	if err := c.readFields(tr, false); err != nil {
-		return unexpected(err)
+		return h1wire.Unexpected(err)
 	}
 	res := &c.res
 	if res.Trailer == nil {
@@ -1161,13 +1116,6 @@ func (b *h1Body) nextChunk() error {
 	}
 	b.done = true
 	return nil
-}
-
-func unexpected(err error) error {
-	if err == io.EOF {
-		return io.ErrUnexpectedEOF
-	}
-	return err
 }
 
 // Close ends the exchange: the connection is reused when the body was read
@@ -1210,21 +1158,21 @@ func isConnReset(err error) bool {
 // validRequest checks what the request line and headers carry, as
 // net/http's Transport does before writing.
 func validRequest(req *HTTP1Request) error {
-	if req.Method == "" || !validFieldName([]byte(req.Method)) {
+	if req.Method == "" || !h1wire.ValidToken(req.Method) {
 		return &ProtocolError{Msg: "invalid method " + strconv.Quote(req.Method)}
 	}
-	if !validTarget(req.Path) || !validTarget(req.Query) {
+	if !h1wire.ValidTarget(req.Path) || !h1wire.ValidTarget(req.Query) {
 		return &ProtocolError{Msg: "invalid request target"}
 	}
 	if !validHost(req.Host) {
 		return &ProtocolError{Msg: "invalid Host header " + strconv.Quote(req.Host)}
 	}
 	for k, vs := range req.Header {
-		if !validFieldNameString(k) {
+		if !h1wire.ValidToken(k) {
 			return &ProtocolError{Msg: "invalid header field name " + strconv.Quote(k)}
 		}
 		for _, v := range vs {
-			if !validFieldValueString(v) {
+			if !h1wire.ValidFieldValue(v) {
 				return &ProtocolError{Msg: "invalid header field value for " + strconv.Quote(k)}
 			}
 		}

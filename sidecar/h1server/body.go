@@ -1,11 +1,12 @@
 package h1server
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"net/http"
 	"sync"
+
+	"github.com/seed-a778acb4/consulate/sidecar/h1wire"
 )
 
 type bodyMode uint8
@@ -71,18 +72,11 @@ func (b *body) Read(p []byte) (int, error) {
 }
 
 func (b *body) readFixed(p []byte) (int, error) {
-	if int64(len(p)) > b.left {
-		p = p[:b.left]
-	}
-	n, err := b.c.br.Read(p)
-	b.left -= int64(n)
+	n, err := h1wire.ReadData(b.c.br, p, &b.left)
 	if b.left == 0 {
 		return n, io.EOF // with the last bytes: no extra Read needed
 	}
-	if err == io.EOF {
-		err = io.ErrUnexpectedEOF
-	}
-	return n, err
+	return n, h1wire.Unexpected(err)
 }
 
 func (b *body) readChunked(p []byte) (int, error) {
@@ -96,16 +90,9 @@ func (b *body) readChunked(p []byte) (int, error) {
 			return 0, io.EOF
 		}
 	}
-	if int64(len(p)) > b.left {
-		p = p[:b.left]
-	}
-	n, err := br.Read(p)
-	b.left -= int64(n)
-	if err == io.EOF {
-		return n, io.ErrUnexpectedEOF
-	}
+	n, err := h1wire.ReadData(br, p, &b.left)
 	if err != nil {
-		return n, err
+		return n, h1wire.Unexpected(err)
 	}
 	if b.left == 0 {
 		b.inData = false
@@ -128,7 +115,7 @@ func (b *body) chunkEnd() error {
 	br := b.c.br
 	if br.Buffered() < 2 {
 		if _, err := br.Peek(2); err != nil {
-			return unexpected(err)
+			return h1wire.Unexpected(err)
 		}
 	}
 	// CRLF exactly, as net/http: a bare LF here is how smuggling
@@ -149,28 +136,11 @@ func (b *body) nextChunk() (done bool, err error) {
 		if errors.Is(err, errTooLarge) {
 			return false, errMalformedChunk
 		}
-		return false, unexpected(err)
+		return false, h1wire.Unexpected(err)
 	}
-	if i := bytes.IndexByte(line, ';'); i >= 0 {
-		line = line[:i] // chunk extensions are ignored
-	}
-	line = trimOWS(line)
-	if len(line) == 0 || len(line) > 15 {
+	size, ok := h1wire.ParseChunkSize(line)
+	if !ok {
 		return false, errMalformedChunk
-	}
-	var size int64
-	for _, d := range line {
-		switch {
-		case '0' <= d && d <= '9':
-			d -= '0'
-		case 'a' <= d && d <= 'f':
-			d -= 'a' - 10
-		case 'A' <= d && d <= 'F':
-			d -= 'A' - 10
-		default:
-			return false, errMalformedChunk
-		}
-		size = size<<4 | int64(d)
 	}
 	if size > 0 {
 		b.inData, b.left = true, size
@@ -189,20 +159,16 @@ func (b *body) readTrailers() error {
 			if errors.Is(err, errTooLarge) {
 				return errMalformedChunk
 			}
-			return unexpected(err)
+			return h1wire.Unexpected(err)
 		}
 		if len(line) == 0 {
 			return nil
 		}
-		i := bytes.IndexByte(line, ':')
-		if i <= 0 || !validToken(line[:i]) {
+		name, v, err := h1wire.SplitField(line)
+		if err != nil {
 			return errMalformedChunk
 		}
-		v := trimOWS(line[i+1:])
-		if !validValue(v) {
-			return errMalformedChunk
-		}
-		k := http.CanonicalHeaderKey(string(line[:i]))
+		k := http.CanonicalHeaderKey(string(name))
 		switch k {
 		case "Transfer-Encoding", "Trailer", "Content-Length", "Host":
 			continue // never trailers (RFC 9110 section 6.5.1)
@@ -213,13 +179,6 @@ func (b *body) readTrailers() error {
 		}
 		b.trailer[k] = append(b.trailer[k], string(v))
 	}
-}
-
-func unexpected(err error) error {
-	if err == io.EOF {
-		return io.ErrUnexpectedEOF
-	}
-	return err
 }
 
 // Close ends the body for the handler: later reads fail. What was not

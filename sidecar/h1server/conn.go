@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/seed-a778acb4/consulate/sidecar/h1wire"
 )
 
 // Connection states, for Shutdown: an idle connection (waiting for a
@@ -46,7 +48,7 @@ type conn struct {
 	// Parsing scratch: the head's bytes, field spans, value array.
 	head  []byte
 	long  []byte
-	spans []span
+	spans []h1wire.Span
 	vals  []string
 	canon []byte
 

@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"testing"
+
+	"github.com/seed-a778acb4/consulate/sidecar/h1wire"
 )
 
 // FuzzReadRequest feeds arbitrary bytes to the request parser and body
@@ -36,7 +38,7 @@ func FuzzReadRequest(f *testing.F) {
 			return
 		}
 		r := c.req
-		if !validTokenString(r.Method) || r.RequestURI == "" || r.URL == nil || r.ProtoMajor != 1 {
+		if !h1wire.ValidToken(r.Method) || r.RequestURI == "" || r.URL == nil || r.ProtoMajor != 1 {
 			t.Fatalf("accepted %q %q %d", r.Method, r.RequestURI, r.ProtoMajor)
 		}
 		if r.ContentLength > 0 && r.TransferEncoding != nil {

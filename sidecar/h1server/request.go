@@ -2,8 +2,6 @@ package h1server
 
 import (
 	"bufio"
-	"bytes"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -11,6 +9,8 @@ import (
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/seed-a778acb4/consulate/sidecar/h1wire"
 )
 
 // statusError is a request refused before the handler: the status to
@@ -26,9 +26,6 @@ var (
 	errVersion      = &statusError{http.StatusHTTPVersionNotSupported}
 	errExpectFailed = &statusError{http.StatusExpectationFailed}
 )
-
-// span locates a header field's name and value in the head buffer.
-type span struct{ k0, k1, v0, v1 int32 }
 
 // urlParts holds the request's URL; reused.
 type urlParts = url.URL
@@ -61,31 +58,14 @@ func (c *conn) readRequest() error {
 	for {
 		line, err := c.readLine(&limit)
 		if err != nil {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return err
+			return h1wire.Unexpected(err)
 		}
 		if len(line) == 0 {
 			break
 		}
-		// No obsolete line folding (RFC 9112 section 5.2), no space
-		// before the colon (section 5.1).
-		i := bytes.IndexByte(line, ':')
-		if i <= 0 || !validToken(line[:i]) {
+		if head, spans, err = h1wire.AppendField(head, spans, line); err != nil {
 			return errBadRequest
 		}
-		v := trimOWS(line[i+1:])
-		if !validValue(v) {
-			return errBadRequest
-		}
-		s := span{k0: int32(len(head))}
-		head = append(head, line[:i]...)
-		s.k1 = int32(len(head))
-		s.v0 = s.k1
-		head = append(head, v...)
-		s.v1 = int32(len(head))
-		spans = append(spans, s)
 	}
 	c.head, c.spans = head, spans
 
@@ -94,7 +74,7 @@ func (c *conn) readRequest() error {
 	all := string(head)
 	method, rest, ok1 := strings.Cut(all[:reqLine], " ")
 	target, proto, ok2 := strings.Cut(rest, " ")
-	if !ok1 || !ok2 || !validToken([]byte(method)) || target == "" || !validTarget(target) {
+	if !ok1 || !ok2 || !h1wire.ValidToken(method) || target == "" || !h1wire.ValidTarget(target) {
 		return errBadRequest
 	}
 	minor, ok := parseVersion(proto)
@@ -111,7 +91,7 @@ func (c *conn) readRequest() error {
 	c.vals = vals
 	for i, s := range spans {
 		k := c.canonicalKey(all, s)
-		vals[i] = all[s.v0:s.v1]
+		vals[i] = all[s.V0:s.V1]
 		if prev, ok := hdr[k]; ok {
 			hdr[k] = append(prev, vals[i])
 		} else {
@@ -278,8 +258,8 @@ func (c *conn) readLine(limit *int) ([]byte, error) {
 // canonicalKey returns the canonical form of the field name at s: the
 // piece of all when it is canonical already, a shared string for common
 // names, else a new string.
-func (c *conn) canonicalKey(all string, s span) string {
-	k := all[s.k0:s.k1]
+func (c *conn) canonicalKey(all string, s h1wire.Span) string {
+	k := all[s.K0:s.K1]
 	upper := true
 	canonical := true
 	for i := 0; i < len(k); i++ {
@@ -364,76 +344,6 @@ func parseContentLength(vs []string) (int64, bool) {
 		n = m
 	}
 	return n, n >= 0
-}
-
-// tokenChar: RFC 9110 section 5.6.2 tchar.
-var tokenChar = func() (t [256]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-		t[c-'a'+'A'] = true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
-	}
-	return t
-}()
-
-func validToken(b []byte) bool {
-	if len(b) == 0 {
-		return false
-	}
-	for _, c := range b {
-		if !tokenChar[c] {
-			return false
-		}
-	}
-	return true
-}
-
-func validTokenString(s string) bool {
-	if len(s) == 0 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !tokenChar[s[i]] {
-			return false
-		}
-	}
-	return true
-}
-
-// validValue: field-value bytes (no control characters but HTAB).
-func validValue(b []byte) bool {
-	for _, c := range b {
-		if c < ' ' && c != '\t' || c == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-// validTarget: no control characters or spaces (url.Parse refuses
-// control characters as well).
-func validTarget(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c <= ' ' || c == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-func trimOWS(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
 }
 
 func asciiEqualFold(a, b string) bool {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/seed-a778acb4/consulate/sidecar/h1wire"
 )
 
 // wbufMax is how much response the connection gathers before writing;
@@ -110,7 +112,7 @@ func (w *response) WriteHeader(code int) {
 				continue
 			}
 		}
-		if strings.HasPrefix(k, http.TrailerPrefix) || !validTokenString(k) {
+		if strings.HasPrefix(k, http.TrailerPrefix) || !h1wire.ValidToken(k) {
 			continue
 		}
 		for _, v := range vs {
@@ -149,7 +151,7 @@ func (w *response) writeInformational(code int) {
 	c := w.c
 	b := w.appendStatusLine(c.wbuf[:0], code)
 	for k, vs := range w.hdr {
-		if validTokenString(k) && !strings.HasPrefix(k, http.TrailerPrefix) {
+		if h1wire.ValidToken(k) && !strings.HasPrefix(k, http.TrailerPrefix) {
 			for _, v := range vs {
 				b = appendField(b, k, v)
 			}
@@ -327,7 +329,7 @@ func (w *response) finish() {
 				}
 				name = k
 			}
-			if !validTokenString(name) {
+			if !h1wire.ValidToken(name) {
 				continue
 			}
 			for _, v := range vs {
