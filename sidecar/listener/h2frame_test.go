@@ -3,7 +3,6 @@ package listener
 import (
 	"bytes"
 	"errors"
-	"net"
 	"testing"
 	"time"
 
@@ -18,22 +17,7 @@ import (
 // connection error FRAME_SIZE_ERROR (RFC 9113 section 4.2), which h2spec
 // checks (4.2/3); Go's default would read frames of up to 1 MiB.
 func TestH2CFrameLargerThanDefaultIsRefused(t *testing.T) {
-	m, _ := newManager(t)
-	err := m.Apply(&config.Config{
-		Listeners: map[string]*config.Listener{"l": {Name: "l", Address: "127.0.0.1:0",
-			HTTP: &config.HTTPConnectionManager{RouteConfigName: "r", StreamIdleTimeout: time.Minute}}},
-		Routes:   map[string]*config.RouteConfig{"r": routeTo("r", "c")},
-		Clusters: map[string]*config.Cluster{"c": clusterAt("c", "127.0.0.1:1")},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := net.Dial("tcp", m.Addr("l").String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	conn := rawConn(t, config.HTTPConnectionManager{RouteConfigName: "r", StreamIdleTimeout: time.Minute})
 	if _, err := conn.Write([]byte(http2.ClientPreface)); err != nil {
 		t.Fatal(err)
 	}

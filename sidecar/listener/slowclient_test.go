@@ -22,25 +22,10 @@ func TestSlowHeadersAreCut(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m, _ := newManager(t)
-			hcm := tt.hcm
-			err := m.Apply(&config.Config{
-				Listeners: map[string]*config.Listener{"l": {Name: "l", Address: "127.0.0.1:0", HTTP: &hcm}},
-				Routes:    map[string]*config.RouteConfig{"r": routeTo("r", "c")},
-				Clusters:  map[string]*config.Cluster{"c": clusterAt("c", "127.0.0.1:1")},
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			conn, err := net.Dial("tcp", m.Addr("l").String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
-			conn.SetDeadline(time.Now().Add(5 * time.Second))
+			conn := rawConn(t, tt.hcm)
 			start := time.Now()
 			io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
-			_, err = io.ReadAll(conn) // returns when the proxy closes
+			_, err := io.ReadAll(conn) // returns when the proxy closes
 			if err != nil {
 				t.Fatalf("connection still open after %v: %v", time.Since(start), err)
 			}
@@ -49,4 +34,27 @@ func TestSlowHeadersAreCut(t *testing.T) {
 			}
 		})
 	}
+}
+
+// rawConn opens one HTTP listener with hcm (routes to a cluster nobody
+// serves) and returns a raw connection to it, closed at cleanup, with a
+// 5 s deadline: for tests that write bytes a client library would not.
+func rawConn(t *testing.T, hcm config.HTTPConnectionManager) net.Conn {
+	t.Helper()
+	m, _ := newManager(t)
+	err := m.Apply(&config.Config{
+		Listeners: map[string]*config.Listener{"l": {Name: "l", Address: "127.0.0.1:0", HTTP: &hcm}},
+		Routes:    map[string]*config.RouteConfig{"r": routeTo("r", "c")},
+		Clusters:  map[string]*config.Cluster{"c": clusterAt("c", "127.0.0.1:1")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", m.Addr("l").String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	return conn
 }
