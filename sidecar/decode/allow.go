@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
-
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
@@ -213,9 +212,11 @@ func walk(m protoreflect.Message) *walkError {
 	if raw := m.GetUnknown(); len(raw) > 0 {
 		return &walkError{err: &UnsupportedError{Field: "(unknown field)", Reason: fmt.Sprintf("in %s is not known to this sidecar", name)}}
 	}
-	if name == httpFilterType && skipped(m.Interface().(*hcmv3.HttpFilter)) {
-		// A filter the sidecar does not run: nothing in it applies.
-		return nil
+	if name == httpFilterType {
+		if f, ok := m.Interface().(*hcmv3.HttpFilter); ok && skipped(f) {
+			// A filter the sidecar does not run: nothing in it applies.
+			return nil
+		}
 	}
 	set, ok := allowIndex[name]
 	if !ok {
