@@ -194,6 +194,20 @@ func statusOf(srv *server.Server, nodeID string) []server.ProxyStatus {
 	return out
 }
 
+// waitStreams polls nodeID's /status entries until ok accepts them or within
+// passes, and returns the last ones seen.
+func waitStreams(t *testing.T, srv *server.Server, nodeID string, ok func([]server.ProxyStatus) bool, within time.Duration) []server.ProxyStatus {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		got := statusOf(srv, nodeID)
+		if ok(got) || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // nodeFor is the xDS node of a sidecar test client.
 func nodeFor(id string) *core.Node {
 	return &core.Node{Id: id, Cluster: "web", UserAgentName: "consulate-test"}

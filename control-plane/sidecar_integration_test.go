@@ -44,7 +44,13 @@ func TestSidecarFollowsConsul(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%v; have%s", err, describe(v))
 			}
-			if got := statusOf(cp.Server, webProxyID); len(got) != 1 || got[0].Kind != server.KindSidecar || string(got[0].Protocol) != protocol {
+			// The previous subtest's stream was closed by its cleanup; the
+			// server forgets it once gRPC tells it, which can come after
+			// this stream's first responses.
+			oneStream := func(got []server.ProxyStatus) bool {
+				return len(got) == 1 && got[0].Kind == server.KindSidecar && string(got[0].Protocol) == protocol
+			}
+			if got := waitStreams(t, cp.Server, webProxyID, oneStream, 5*time.Second); !oneStream(got) {
 				t.Errorf("status of %s = %+v, want one %s sidecar stream", webProxyID, got, protocol)
 			}
 
