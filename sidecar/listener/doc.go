@@ -1,7 +1,9 @@
 // Package listener runs the sidecar's listeners from a config.Config: HTTP
-// connection managers (HTTP/1.1 served by package h1server and h2c, handed
-// over to net/http's server, on the same port; requests answered by
-// package proxy) and TCP proxies (bidirectional copy with half-close).
+// connection managers (codec_type AUTO: HTTP/1.1 served by package
+// h1server and h2c, handed over to net/http's server, on the same port;
+// HTTP1: h1server alone; HTTP2: net/http's h2c server alone; requests
+// answered by package proxy) and TCP proxies (bidirectional copy with
+// half-close).
 //
 // Usage:
 //
@@ -22,8 +24,8 @@
 //     its connections; its new state (routes, clusters, settings) is
 //     swapped in, and requests in flight finish on the state they started
 //     with;
-//   - a listener that is removed, or whose address or kind (HTTP/TCP)
-//     changed, stops accepting at once and drains in the background (up
+//   - a listener that is removed, or whose address or kind (TCP, or HTTP
+//     with its codec) changed, stops accepting at once and drains in the background (up
 //     to Options.DrainTimeout: in-flight requests finish, HTTP/2 clients
 //     get GOAWAY) while its replacement, if any, is opened;
 //   - cluster live state (per-host counters and connection pools) is keyed
