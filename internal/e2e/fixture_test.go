@@ -89,6 +89,19 @@ func (a *testApp) Fail(on bool) { a.failing.Store(on) }
 // Requests is how many non-health requests the app answered.
 func (a *testApp) Requests() int64 { return a.requests.Load() }
 
+// waitRequests waits until the app has served n requests in all, or within
+// passes; it reports whether it got there.
+func (a *testApp) waitRequests(n int64, within time.Duration) bool {
+	deadline := time.Now().Add(within)
+	for a.Requests() < n {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return true
+}
+
 // startApp serves 200 "<id>" (503 while failing, but for /healthz) on a
 // free loopback port until cleanup.
 func startApp(t testing.TB, id string) *testApp {

@@ -349,13 +349,9 @@ func TestSidecarKilledFailsOver(t *testing.T) {
 	// Traffic returns to api-2: Consul's TCP check passes again (1 s
 	// interval), the endpoint is healthy in EDS, and the ejection (5 s
 	// for a first one) is over.
-	deadline := time.Now().Add(45 * time.Second)
-	for api2.App.Requests() == during {
-		if time.Now().After(deadline) {
-			t.Fatalf("api-2 got no request within 45 s of its sidecar's restart; its host in web's sidecar: %s",
-				describeHost(hostState(t, web, "api.", addr2)))
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !api2.App.waitRequests(during+1, 45*time.Second) {
+		t.Fatalf("api-2 got no request within 45 s of its sidecar's restart; its host in web's sidecar: %s",
+			describeHost(hostState(t, web, "api.", addr2)))
 	}
 	back := time.Since(restarted)
 	from := api2.App.Requests()
@@ -364,14 +360,10 @@ func TestSidecarKilledFailsOver(t *testing.T) {
 	// a request now and then. Waited for rather than counted over a fixed
 	// number of requests: on a loaded machine a freshly started sidecar's
 	// first answers can eject api-2 once more (5 s) before it settles.
-	shareBy := time.Now().Add(30 * time.Second)
-	for api2.App.Requests()-from < 20 {
-		if time.Now().After(shareBy) {
-			ok, _, _ := l.snapshot()
-			t.Fatalf("api-2 answered %d of the %d requests in the 30 s after traffic returned to it, want its share (20 or more); its host in web's sidecar: %s",
-				api2.App.Requests()-from, ok-okFrom, describeHost(hostState(t, web, "api.", addr2)))
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !api2.App.waitRequests(from+20, 30*time.Second) {
+		ok, _, _ := l.snapshot()
+		t.Fatalf("api-2 answered %d of the %d requests in the 30 s after traffic returned to it, want its share (20 or more); its host in web's sidecar: %s",
+			api2.App.Requests()-from, ok-okFrom, describeHost(hostState(t, web, "api.", addr2)))
 	}
 	okShare, _, _ := l.snapshot()
 	l.stop()
