@@ -136,23 +136,13 @@ func BenchmarkRebuildOneService(b *testing.B) {
 	svc.Instances = slices.Clone(svc.Instances)
 	svc.Instances[0].Health = mesh.HealthCritical
 	next.Services["svc-01013"] = &svc
-	models := []*mesh.Snapshot{base, &next}
-	src := newFakeSource(models[0])
-	bl := benchBuilder(b, src, &XDS{}, 0)
 	affected := 0
 	for id := range base.Proxies {
 		if _, ok := sidecarDeps(base, id)["svc-01013"]; ok {
 			affected++
 		}
 	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	i := 0
-	for b.Loop() {
-		i++
-		src.Set(models[i%2])
-		bl.rebuild(context.Background())
-	}
+	benchAlternate(b, base, &next)
 	b.ReportMetric(float64(affected), "affected-proxies")
 }
 
@@ -288,7 +278,12 @@ func BenchmarkRebuildChange(b *testing.B) {
 // benchChange measures rebuilds alternating between base and base after
 // change.
 func benchChange(b *testing.B, base *mesh.Snapshot, change func(*mesh.Snapshot)) {
-	models := []*mesh.Snapshot{base, evolveModel(base, change)}
+	benchAlternate(b, base, evolveModel(base, change))
+}
+
+// benchAlternate measures rebuilds alternating between two models.
+func benchAlternate(b *testing.B, base, next *mesh.Snapshot) {
+	models := []*mesh.Snapshot{base, next}
 	src := newFakeSource(models[0])
 	bl := benchBuilder(b, src, &XDS{}, 0)
 	b.ReportAllocs()
